@@ -1,0 +1,30 @@
+/** Codes of {@link AdvcorrectError}: one per kind of failure a caller may want to tell apart. */
+export type AdvcorrectErrorCode =
+  | 'ERR_NATIVE_MISSING'
+  | 'ERR_NATIVE'
+  | 'ERR_ABORTED'
+  | 'ERR_PARSE'
+  | 'ERR_DATA'
+  | 'ERR_MODEL'
+  | 'ERR_BACKEND'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_IO';
+
+/**
+ * The one error class for failures that are not a caller's argument mistake
+ * (those are TypeError/RangeError): native failures, unreadable files, unsupported models.
+ */
+export class AdvcorrectError extends Error {
+  readonly code: AdvcorrectErrorCode;
+
+  constructor(code: AdvcorrectErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AdvcorrectError';
+    this.code = code;
+  }
+}
+
+/** The error an aborted operation rejects with; carries the signal's reason as its cause. */
+export function abortError(signal: AbortSignal): AdvcorrectError {
+  return new AdvcorrectError('ERR_ABORTED', 'The operation was aborted', { cause: signal.reason });
+}

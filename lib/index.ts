@@ -1,0 +1,2 @@
+export { AdvcorrectError, type AdvcorrectErrorCode } from './errors.js';
+export * from './qp/types.js';
