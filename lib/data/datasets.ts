@@ -1,0 +1,171 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { AdvcorrectError } from '../errors.js';
+import { readCifar } from './cifar.js';
+import { ensureCifar10, ensureFashionMnist, ensureMnist, type DataOptions } from './fetch.js';
+import { readIdx } from './idx.js';
+
+/**
+ * A labelled image set held in memory. Images are NHWC float32 in [0, 1] (raw pixel space; any
+ * mean/std normalisation belongs to the model and is applied by {@link normalize}).
+ * Treat the arrays as read-only: helpers such as `subset` copy, but `takeFirst(ds, ds.count)` may share.
+ */
+export interface ImageDataset {
+  name: string;
+  images: Float32Array;
+  labels: Uint8Array;
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+  numClasses: number;
+}
+
+export type DatasetName = 'mnist' | 'fashion-mnist' | 'cifar10';
+export type Split = 'train' | 'test';
+export const DATASET_NAMES: readonly DatasetName[] = ['mnist', 'fashion-mnist', 'cifar10'];
+
+/** Per-channel mean/std normalisation of a model's input space: x' = (x − mean[c]) / std[c]. */
+export interface Normalization {
+  mean: number[];
+  std: number[];
+}
+
+/** The per-channel normalisation of the authors' CIFAR-10 ResNet8 (and of our CIFAR-10 training recipe). */
+export const CIFAR10_NORMALIZATION: Readonly<Normalization> = Object.freeze({
+  mean: [0.4914, 0.4822, 0.4465],
+  std: [0.2023, 0.1994, 0.201],
+});
+
+/** Class names, index = label. */
+export const CLASS_NAMES: Record<DatasetName, readonly string[]> = {
+  mnist: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  'fashion-mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+  cifar10: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
+};
+
+/** Checks that `ds` is a consistent ImageDataset; throws TypeError/RangeError naming the fault. */
+export function checkDataset(ds: ImageDataset, argName = 'dataset'): void {
+  if (typeof ds !== 'object' || ds === null) throw new TypeError(`${argName} must be an ImageDataset`);
+  if (!(ds.images instanceof Float32Array)) throw new TypeError(`${argName}.images must be a Float32Array`);
+  if (!(ds.labels instanceof Uint8Array)) throw new TypeError(`${argName}.labels must be a Uint8Array`);
+  for (const key of ['count', 'height', 'width', 'channels', 'numClasses'] as const) {
+    if (!Number.isInteger(ds[key]) || ds[key] < 0) throw new TypeError(`${argName}.${key} must be a non-negative integer`);
+  }
+  if (ds.labels.length !== ds.count) throw new RangeError(`${argName} has ${ds.labels.length} labels for count ${ds.count}`);
+  if (ds.images.length !== ds.count * ds.height * ds.width * ds.channels) {
+    throw new RangeError(`${argName}.images has ${ds.images.length} values, expected count·height·width·channels = ${ds.count * ds.height * ds.width * ds.channels}`);
+  }
+}
+
+/**
+ * Builds a data set from an IDX image file ([N,H,W] or [N,H,W,C]; uint8 scaled by 1/255, float types
+ * taken as they are) and an IDX label file ([N], integer type). Gzipped files are accepted.
+ */
+export async function loadIdxDataset(
+  imagesFile: string,
+  labelsFile: string,
+  options: { name?: string; numClasses?: number } = {},
+): Promise<ImageDataset> {
+  if (typeof imagesFile !== 'string' || typeof labelsFile !== 'string') throw new TypeError('imagesFile and labelsFile must be paths');
+  const [imageArray, labelArray] = await Promise.all([readIdx(imagesFile), readIdx(labelsFile)]);
+  if (imageArray.dims.length !== 3 && imageArray.dims.length !== 4) {
+    throw new AdvcorrectError('ERR_DATA', `${imagesFile}: image files have 3 or 4 dimensions (N,H,W[,C]), this one has [${imageArray.dims.join(', ')}]`);
+  }
+  if (labelArray.dims.length !== 1) {
+    throw new AdvcorrectError('ERR_DATA', `${labelsFile}: label files have 1 dimension, this one has [${labelArray.dims.join(', ')}]`);
+  }
+  if (labelArray.dtype === 'float32' || labelArray.dtype === 'float64') {
+    throw new AdvcorrectError('ERR_DATA', `${labelsFile}: labels must be integers, the file holds ${labelArray.dtype}`);
+  }
+  const [count, height, width, channels = 1] = imageArray.dims;
+  if (labelArray.dims[0] !== count) {
+    throw new AdvcorrectError('ERR_DATA', `image/label count mismatch: ${imagesFile} has ${count} images, ${labelsFile} has ${labelArray.dims[0]} labels`);
+  }
+  const images = new Float32Array(imageArray.data.length);
+  if (imageArray.dtype === 'uint8') {
+    const src = imageArray.data;
+    for (let i = 0; i < src.length; i++) images[i] = src[i] / 255;
+  } else {
+    images.set(imageArray.data);
+  }
+  const labels = new Uint8Array(count);
+  let maxLabel = 0;
+  for (let i = 0; i < count; i++) {
+    const label = labelArray.data[i];
+    if (label < 0 || label > 255) throw new AdvcorrectError('ERR_DATA', `${labelsFile}: label ${i} is ${label}, outside 0..255`);
+    labels[i] = label;
+    if (label > maxLabel) maxLabel = label;
+  }
+  const numClasses = options.numClasses ?? Math.max(10, maxLabel + 1);
+  if (maxLabel >= numClasses) throw new AdvcorrectError('ERR_DATA', `${labelsFile}: label ${maxLabel} is not below numClasses ${numClasses}`);
+  return { name: options.name ?? imagesFile, images, labels, count, height, width, channels, numClasses };
+}
+
+/**
+ * Loads one of the built-in data sets, fetching it into the cache dir first if needed (CIFAR-10 and
+ * Fashion-MNIST) and verifying checksums once.
+ */
+export async function loadDataset(name: DatasetName, split: Split, options: DataOptions = {}): Promise<ImageDataset> {
+  if (!DATASET_NAMES.includes(name)) throw new TypeError(`name must be one of ${DATASET_NAMES.join(', ')}`);
+  if (split !== 'train' && split !== 'test') throw new TypeError("split must be 'train' or 'test'");
+  if (name === 'cifar10') {
+    const files = await ensureCifar10(options);
+    const ds = await readCifar(split === 'train' ? files.train : [files.test], name);
+    return ds;
+  }
+  const files = name === 'mnist' ? await ensureMnist(options) : await ensureFashionMnist(options);
+  const prefix = split === 'train' ? 'train' : 't10k';
+  return loadIdxDataset(files[`${prefix}-images-idx3-ubyte`], files[`${prefix}-labels-idx1-ubyte`], { name, numClasses: 10 });
+}
+
+function checkNormalization(normalization: Normalization, channels: number): void {
+  if (!normalization || !Array.isArray(normalization.mean) || !Array.isArray(normalization.std)) {
+    throw new TypeError('normalization must be { mean: number[], std: number[] }');
+  }
+  if (normalization.mean.length !== channels || normalization.std.length !== channels) {
+    throw new RangeError(`normalization needs ${channels} mean and std values (one per channel)`);
+  }
+  if (normalization.std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new RangeError('normalization.std values must be positive');
+  if (normalization.mean.some((m) => !Number.isFinite(m))) throw new RangeError('normalization.mean values must be finite');
+}
+
+/** Returns (x − mean[c]) / std[c] for NHWC images with `channels` channels (a new array). */
+export function normalize(images: Float32Array, normalization: Normalization, channels: number): Float32Array {
+  if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
+  if (!Number.isInteger(channels) || channels <= 0) throw new RangeError('channels must be a positive integer');
+  if (images.length % channels !== 0) throw new RangeError('images.length must be a multiple of channels');
+  checkNormalization(normalization, channels);
+  const out = new Float32Array(images.length);
+  const { mean, std } = normalization;
+  const inv = std.map((s) => 1 / s);
+  for (let i = 0; i < images.length; i += channels) {
+    for (let c = 0; c < channels; c++) out[i + c] = (images[i + c] - mean[c]) * inv[c];
+  }
+  return out;
+}
+
+/** Inverse of {@link normalize}: x = x'·std[c] + mean[c]. */
+export function denormalize(images: Float32Array, normalization: Normalization, channels: number): Float32Array {
+  if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
+  if (!Number.isInteger(channels) || channels <= 0) throw new RangeError('channels must be a positive integer');
+  if (images.length % channels !== 0) throw new RangeError('images.length must be a multiple of channels');
+  checkNormalization(normalization, channels);
+  const out = new Float32Array(images.length);
+  const { mean, std } = normalization;
+  for (let i = 0; i < images.length; i += channels) {
+    for (let c = 0; c < channels; c++) out[i + c] = images[i + c] * std[c] + mean[c];
+  }
+  return out;
+}
+
+/**
+ * The data set as tensors: `xs` [N,H,W,C] float32 (normalised if `normalization` is given) and
+ * `ys` [N] int32 labels. The caller disposes them.
+ */
+export function toTensors(ds: ImageDataset, normalization?: Normalization): { xs: tf.Tensor4D; ys: tf.Tensor1D } {
+  checkDataset(ds);
+  const values = normalization ? normalize(ds.images, normalization, ds.channels) : ds.images;
+  const xs = tf.tensor4d(values, [ds.count, ds.height, ds.width, ds.channels], 'float32');
+  const ys = tf.tensor1d(Int32Array.from(ds.labels), 'int32');
+  return { xs, ys };
+}
