@@ -1,0 +1,11 @@
+import path from 'node:path';
+import { writeFileAtomic } from '../correction/checkpoint.js';
+import { renderReport } from './html.js';
+import type { ResultDocument } from './result.js';
+
+/** Renders and writes `<dir>/report.html` atomically; returns its path. */
+export async function writeReport(dir: string, result: ResultDocument): Promise<string> {
+  const file = path.join(dir, 'report.html');
+  await writeFileAtomic(file, renderReport(result));
+  return file;
+}
