@@ -1,0 +1,230 @@
+/**
+ * `advcorrect qp solve|compare|convert`: solve a QPS file, compare solution files on a problem,
+ * convert between QPS and CPLEX LP.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
+import { AdvcorrectError } from '../errors.js';
+import { writeLp } from '../qp/lp-writer.js';
+import { readQpsFile, writeQps } from '../qp/qps.js';
+import { distance, evaluatePrimal } from '../qp/residuals.js';
+import { readSolutionFile, solutionVector, writeSolutionFile } from '../qp/solution.js';
+import { solveQp, DEFAULT_QP_EPS, type QpSolverChoice } from '../qp/solve.js';
+import type { QuadraticProgram } from '../qp/types.js';
+import { parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function fmt(value: number, digits = 3): string {
+  if (!Number.isFinite(value)) return String(value);
+  return Math.abs(value) >= 1e6 || (Math.abs(value) < 1e-3 && value !== 0) ? value.toExponential(digits) : value.toPrecision(digits + 4);
+}
+
+async function writeOut(file: string, text: string): Promise<void> {
+  if (file === '-') {
+    process.stdout.write(text);
+    return;
+  }
+  try {
+    await writeFile(file, file.endsWith('.gz') ? gzipSync(text, { level: 9 }) : text);
+  } catch (error) {
+    throw new AdvcorrectError('ERR_IO', `cannot write ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function sizeOf(problem: QuadraticProgram): { n: number; m: number; nnzA: number; nnzP: number } {
+  const n = problem.q.length;
+  return { n, m: problem.rowLower.length, nnzA: problem.A.colPtr[n], nnzP: problem.P.colPtr[n] };
+}
+
+interface SolveFlags {
+  solver: QpSolverChoice;
+  eps: number;
+  timeLimit?: number;
+  maxIter?: number;
+  json?: boolean;
+  solutionOut?: string;
+  quiet?: boolean;
+}
+
+async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
+  const readStart = performance.now();
+  const problem = await readQpsFile(file);
+  const readTimeMs = performance.now() - readStart;
+  const size = sizeOf(problem);
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
+  process.once('SIGINT', onSigint);
+  let lastReport = 0;
+  const progress = (p: { iteration: number; primalResidual: number; dualResidual: number; elapsedMs: number }): void => {
+    if (flags.quiet) return;
+    const now = Date.now();
+    if (now - lastReport < 2000) return;
+    lastReport = now;
+    process.stderr.write(
+      `qp solve: iteration ${p.iteration}, primal ${fmt(p.primalResidual)}, dual ${fmt(p.dualResidual)}, ${(p.elapsedMs / 1000).toFixed(1)}s\n`,
+    );
+  };
+  let result;
+  try {
+    result = await solveQp(problem, {
+      solver: flags.solver,
+      eps: flags.eps,
+      timeLimitMs: flags.timeLimit !== undefined ? flags.timeLimit * 1000 : undefined,
+      maxIterations: flags.maxIter,
+      signal: controller.signal,
+      onProgress: progress,
+    });
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  if (flags.solutionOut) {
+    await writeSolutionFile(
+      flags.solutionOut,
+      problem.varNames,
+      result.x,
+      result.check.objective,
+      `Solution for model ${problem.name} (advcorrect qp solve, solver ${result.solverUsed}, status ${result.status})`,
+    );
+  }
+  const residuals = { primal: result.check.primal, dual: result.check.dual, gap: result.check.gap };
+  if (flags.json) {
+    printJson({
+      problem: problem.name,
+      file,
+      ...size,
+      status: result.status,
+      objective: result.check.objective,
+      iterations: result.iterations,
+      solveTimeMs: result.solveTimeMs,
+      readTimeMs,
+      residuals,
+      solverResiduals: result.residuals,
+      solver: result.solverUsed,
+      solverReason: result.solverReason,
+      eps: flags.eps,
+      solutionFile: flags.solutionOut ?? null,
+    });
+  } else {
+    const lines = [
+      `problem     ${problem.name} (${file})`,
+      `size        n = ${size.n}, m = ${size.m}, nnz(A) = ${size.nnzA}, nnz(P upper) = ${size.nnzP}`,
+      `solver      ${result.solverUsed} (${result.solverReason})`,
+      `status      ${result.status}`,
+      `objective   ${result.check.objective}`,
+      `iterations  ${result.iterations}`,
+      `time        ${result.solveTimeMs.toFixed(1)} ms solve, ${readTimeMs.toFixed(1)} ms read`,
+      `residuals   primal ${fmt(residuals.primal)}, dual ${fmt(residuals.dual)}, gap ${fmt(residuals.gap)} (absolute, recomputed)`,
+    ];
+    if (flags.solutionOut) lines.push(`solution    ${flags.solutionOut}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+  if (result.status !== 'solved' && result.status !== 'solved_inaccurate') process.exitCode = 3;
+}
+
+async function compareCommand(file: string, flags: { sol: string[]; json?: boolean }): Promise<void> {
+  if (flags.sol.length === 0) throw new InvalidArgumentError('give at least one --sol FILE');
+  const problem = await readQpsFile(file);
+  const points: Array<{ file: string; x: Float64Array; fileObjective?: number }> = [];
+  for (const solFile of flags.sol) {
+    const sol = await readSolutionFile(solFile);
+    points.push({ file: solFile, x: solutionVector(problem, sol, solFile), fileObjective: sol.objective });
+  }
+  const evaluations = points.map((p) => {
+    const e = evaluatePrimal(problem, p.x);
+    return {
+      file: p.file,
+      objective: e.objective,
+      objectiveInFile: p.fileObjective ?? null,
+      maxViolation: e.primal,
+      rowViolation: e.rowViolation,
+      boundViolation: e.boundViolation,
+      worstRow: e.worstRow >= 0 ? problem.rowNames[e.worstRow] : null,
+      worstVariable: e.worstVariable >= 0 ? problem.varNames[e.worstVariable] : null,
+    };
+  });
+  const comparisons = points.slice(1).map((p, k) => {
+    const a = evaluations[0];
+    const b = evaluations[k + 1];
+    const d = distance(points[0].x, p.x);
+    const gap = b.objective - a.objective;
+    return {
+      reference: a.file,
+      other: b.file,
+      objectiveGap: gap,
+      relativeObjectiveGap: Math.abs(gap) / Math.max(1, Math.abs(a.objective)),
+      distanceL2: d.l2,
+      distanceLinf: d.linf,
+      maxViolation: Math.max(a.maxViolation, b.maxViolation),
+    };
+  });
+  if (flags.json) {
+    printJson({ problem: problem.name, file, ...sizeOf(problem), solutions: evaluations, comparisons });
+    return;
+  }
+  const lines = [`problem ${problem.name} (${file}), n = ${problem.q.length}, m = ${problem.rowLower.length}`];
+  for (const e of evaluations) {
+    lines.push(
+      `${e.file}: objective ${e.objective}` +
+        (e.objectiveInFile !== null ? ` (file says ${e.objectiveInFile})` : '') +
+        `, max violation ${fmt(e.maxViolation)} (rows ${fmt(e.rowViolation)}${e.worstRow ? ` at ${e.worstRow}` : ''}, ` +
+        `bounds ${fmt(e.boundViolation)}${e.worstVariable ? ` at ${e.worstVariable}` : ''})`,
+    );
+  }
+  for (const c of comparisons) {
+    lines.push(
+      `${c.other} vs ${c.reference}: objective gap ${fmt(c.objectiveGap)} (relative ${fmt(c.relativeObjectiveGap)}), ` +
+        `distance ‖Δx‖₂ ${fmt(c.distanceL2)}, ‖Δx‖∞ ${fmt(c.distanceLinf)}, max violation ${fmt(c.maxViolation)}`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function convertCommand(file: string, flags: { to: 'lp' | 'qps'; out: string }): Promise<void> {
+  const problem = await readQpsFile(file);
+  const text = flags.to === 'lp' ? writeLp(problem) : writeQps(problem);
+  await writeOut(flags.out, text);
+  if (flags.out !== '-') process.stderr.write(`qp convert: wrote ${flags.out} (${flags.to}, n = ${problem.q.length}, m = ${problem.rowLower.length})\n`);
+}
+
+export function register(program: Command): void {
+  const qp = program.command('qp').description('Solve, compare and convert convex QPs (QPS, CPLEX LP, Gurobi .sol)');
+
+  qp.command('solve')
+    .description('Solve a convex QP from a (gzipped) QPS file')
+    .argument('<file>', 'QPS file (free MPS + QUADOBJ), .gz allowed')
+    .addOption(
+      new Option('--solver <name>', "'dual' (positive diagonal Hessian only), 'admm' (any convex QP), or 'auto' (dual where it fits)")
+        .choices(['auto', 'dual', 'admm'])
+        .default('auto'),
+    )
+    .option('--eps <tol>', 'target accuracy (dual: KKT tolerance; ADMM: eps_abs = eps_rel)', parsePositiveNumber, DEFAULT_QP_EPS)
+    .option('--time-limit <seconds>', 'wall-clock limit for the solve', parsePositiveNumber)
+    .option('--max-iter <n>', 'iteration limit', parsePositiveInteger)
+    .option('--solution-out <file>', 'write the solution as a Gurobi-style .sol file')
+    .option('--json', 'print one JSON object on stdout')
+    .option('--quiet', 'no progress lines on stderr')
+    .addHelpText(
+      'after',
+      '\nResiduals are recomputed from the problem data (absolute ∞-norms: primal violation, ‖Px+q+Aᵀy+z‖, duality gap).\n' +
+        'Exit code 0 when solved, 3 when the solver stopped with another status (the result is still printed).',
+    )
+    .action(solveCommand);
+
+  qp.command('compare')
+    .description('Evaluate solution files on a problem: objective, violation, objective gap and distance between them')
+    .argument('<problem>', 'QPS file the solutions belong to')
+    .option('--sol <file>', 'Gurobi-style .sol file (repeat: the first is the reference)', collect, [] as string[])
+    .option('--json', 'print one JSON object on stdout')
+    .action(compareCommand);
+
+  qp.command('convert')
+    .description('Convert a QPS file to CPLEX LP or (normalised) QPS, e.g. for gurobi_cl ResultFile=x.sol problem.lp')
+    .argument('<file>', 'QPS file, .gz allowed')
+    .addOption(new Option('--to <format>', 'output format').choices(['lp', 'qps']).makeOptionMandatory())
+    .requiredOption('--out <file>', "output file ('-' for stdout; a .gz name is gzipped)")
+    .action(convertCommand);
+}

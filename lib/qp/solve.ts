@@ -1,0 +1,339 @@
+/**
+ * `solveQp`: one entry point for a general convex QP that dispatches to
+ *   - 'dual': the cut pool's dual active-set solver, when P is a positive diagonal D
+ *     (then ½xᵀDx + qᵀx + r = ½(x − w₀)ᵀD(x − w₀) + r − ½ w₀ᵀDw₀ with w₀ = −q/D, rows become
+ *     cut-pool rows with lower/upper bounds, variable bounds become the pool's bounds);
+ *   - 'admm': the OSQP-algorithm ADMM with a sparse KKT factorisation (any convex QP);
+ *   - 'auto': 'dual' where it fits, else 'admm' (the reason is reported).
+ * The answer is checked independently by lib/qp/residuals.ts.
+ *
+ * Also: `cutQpToProblem` / `dumpCutQp` turn a cut QP into a QuadraticProgram and write it as
+ * QPS + LP with stable names (w0…w(n−1) for variables, c0…c(m−1) for cuts).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { AdvcorrectError, abortError } from '../errors.js';
+import { writeLp } from './lp-writer.js';
+import { checkProblemShape, genericNames, writeQps } from './qps.js';
+import { kktResiduals, type KktEvaluation } from './residuals.js';
+import type { QpProgress, QpResult, QpSolverName, QuadraticProgram } from './types.js';
+
+export type QpSolverChoice = 'auto' | QpSolverName;
+
+export interface SolveQpOptions {
+  solver?: QpSolverChoice;
+  /** Target accuracy (dual: KKT tolerance; ADMM: eps_abs = eps_rel). Default 1e-8. */
+  eps?: number;
+  /** Wall-clock limit in ms (0 or absent: none). */
+  timeLimitMs?: number;
+  /** Iteration limit (absent: the solver's default). */
+  maxIterations?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: QpProgress) => void;
+}
+
+export interface SolveQpResult extends QpResult {
+  /** The solver that ran. */
+  solverUsed: QpSolverName;
+  /** Why 'auto' chose it, or why 'dual' does not apply (when 'auto' fell back to ADMM). */
+  solverReason: string;
+  /** Residuals and objective recomputed from the problem data by lib/qp/residuals.ts. */
+  check: KktEvaluation;
+}
+
+export const DEFAULT_QP_EPS = 1e-8;
+
+// The solver modules (lib/qp/cut-pool.ts, lib/qp/admm.ts) are loaded on first use.
+interface CutPoolLike {
+  appendSparse(index: Int32Array, value: Float64Array, upper: number, lower?: number): unknown;
+  solve(w0: Float64Array, options: Record<string, unknown>): Promise<QpResult>;
+  dispose?(): void;
+}
+type CutPoolCtor = new (n: number, options: { diagonal?: Float64Array; lower?: Float64Array; upper?: Float64Array }) => CutPoolLike;
+type SolveAdmmFn = (problem: QuadraticProgram, options: Record<string, unknown>) => Promise<QpResult>;
+
+async function loadSolverModule<T>(file: string, exportName: string, what: string): Promise<T> {
+  const specifier = `./${file}`;
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(specifier)) as Record<string, unknown>;
+  } catch (error) {
+    throw new AdvcorrectError('ERR_UNSUPPORTED', `the ${what} is not available in this build (lib/qp/${file}: ${(error as Error).message})`, {
+      cause: error,
+    });
+  }
+  if (module[exportName] === undefined)
+    throw new AdvcorrectError('ERR_UNSUPPORTED', `the ${what} is not available in this build (lib/qp/${file} has no ${exportName})`);
+  return module[exportName] as T;
+}
+
+/**
+ * Does P fit the dual solver (a positive diagonal)? Returns the diagonal, or a reason why not
+ * ("Hessian has off-diagonal entries (x1, x2)", "zero diagonal entry at x17", …).
+ */
+export function positiveDiagonal(problem: QuadraticProgram): { diagonal: Float64Array } | { reason: string } {
+  const { P } = problem;
+  const n = problem.q.length;
+  const d = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    for (let p = P.colPtr[j]; p < P.colPtr[j + 1]; p++) {
+      const i = P.rowIndex[p];
+      const v = P.values[p];
+      if (i !== j) {
+        if (v !== 0)
+          return { reason: `Hessian has off-diagonal entries (first at (${problem.varNames[i] ?? i}, ${problem.varNames[j] ?? j}))` };
+      } else d[j] += v;
+    }
+  }
+  for (let j = 0; j < n; j++) {
+    if (d[j] < 0) return { reason: `negative diagonal entry ${d[j]} at ${problem.varNames[j] ?? j} (the problem is not convex)` };
+    if (!(d[j] > 0)) return { reason: `zero diagonal entry at ${problem.varNames[j] ?? j} (the dual solver needs a positive diagonal Hessian)` };
+  }
+  return { diagonal: d };
+}
+
+function checkOptions(options: SolveQpOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { solver, eps, timeLimitMs, maxIterations, signal, onProgress } = options;
+  if (solver !== undefined && solver !== 'auto' && solver !== 'dual' && solver !== 'admm')
+    throw new RangeError(`options.solver must be 'auto', 'dual' or 'admm', got '${String(solver)}'`);
+  if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)))
+    throw new RangeError('options.eps must be a positive finite number');
+  if (timeLimitMs !== undefined && (typeof timeLimitMs !== 'number' || !(timeLimitMs >= 0)))
+    throw new RangeError('options.timeLimitMs must be a number ≥ 0');
+  if (maxIterations !== undefined && (!Number.isInteger(maxIterations) || maxIterations <= 0))
+    throw new RangeError('options.maxIterations must be a positive integer');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('options.onProgress must be a function');
+}
+
+/** Solves a convex QP with the chosen (or automatically picked) solver. */
+export async function solveQp(problem: QuadraticProgram, options: SolveQpOptions = {}): Promise<SolveQpResult> {
+  checkProblemShape(problem);
+  checkOptions(options);
+  const choice = options.solver ?? 'auto';
+  if (options.signal?.aborted) throw abortError(options.signal);
+  const fit = positiveDiagonal(problem);
+  let solverUsed: QpSolverName;
+  let solverReason: string;
+  if (choice === 'dual') {
+    if ('reason' in fit)
+      throw new AdvcorrectError('ERR_UNSUPPORTED', `the dual solver does not apply to '${problem.name}': ${fit.reason}; use --solver admm`);
+    solverUsed = 'dual';
+    solverReason = 'requested';
+  } else if (choice === 'admm') {
+    solverUsed = 'admm';
+    solverReason = 'requested';
+  } else if ('diagonal' in fit) {
+    solverUsed = 'dual';
+    solverReason = 'auto: the Hessian is a positive diagonal';
+  } else {
+    solverUsed = 'admm';
+    solverReason = `auto: dual solver does not apply (${fit.reason})`;
+  }
+  const result =
+    solverUsed === 'dual'
+      ? await solveByCutPool(problem, (fit as { diagonal: Float64Array }).diagonal, options)
+      : await solveByAdmm(problem, options);
+  const check = kktResiduals(problem, result.x, result.y, result.z);
+  return { ...result, solver: solverUsed, solverUsed, solverReason, check };
+}
+
+async function solveByAdmm(problem: QuadraticProgram, options: SolveQpOptions): Promise<QpResult> {
+  const eps = options.eps ?? DEFAULT_QP_EPS;
+  const solveAdmm = await loadSolverModule<SolveAdmmFn>('admm.js', 'solveAdmm', 'ADMM solver');
+  return solveAdmm(problem, {
+    epsAbs: eps,
+    epsRel: eps,
+    timeLimitMs: options.timeLimitMs,
+    maxIterations: options.maxIterations,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
+}
+
+/** Rows of A as CSR (row pointers, column indices, values); entries keep column order. */
+export function toCsr(problem: QuadraticProgram): { rowPtr: Int32Array; colIndex: Int32Array; values: Float64Array } {
+  const { A } = problem;
+  const m = A.nrows;
+  const n = A.ncols;
+  const nnz = A.colPtr[n];
+  const rowPtr = new Int32Array(m + 1);
+  for (let p = 0; p < nnz; p++) rowPtr[A.rowIndex[p] + 1]++;
+  for (let i = 0; i < m; i++) rowPtr[i + 1] += rowPtr[i];
+  const next = rowPtr.slice(0, m);
+  const colIndex = new Int32Array(nnz);
+  const values = new Float64Array(nnz);
+  for (let j = 0; j < n; j++) {
+    for (let p = A.colPtr[j]; p < A.colPtr[j + 1]; p++) {
+      const k = next[A.rowIndex[p]]++;
+      colIndex[k] = j;
+      values[k] = A.values[p];
+    }
+  }
+  return { rowPtr, colIndex, values };
+}
+
+async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array, options: SolveQpOptions): Promise<QpResult> {
+  const n = problem.q.length;
+  const m = problem.rowLower.length;
+  const started = performance.now();
+  const w0 = new Float64Array(n);
+  // ½xᵀDx + qᵀx = ½(x − w₀)ᵀD(x − w₀) − ½ w₀ᵀDw₀ with w₀ = −q/D, and w₀ᵀDw₀ = Σ q_j²/d_j.
+  let shift = problem.r;
+  for (let j = 0; j < n; j++) {
+    w0[j] = -problem.q[j] / diagonal[j];
+    shift -= (0.5 * problem.q[j] * problem.q[j]) / diagonal[j];
+  }
+
+  const csr = toCsr(problem);
+  // Rows with no entry are feasible or not on their own; the pool never sees them.
+  const kept: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const lo = problem.rowLower[i];
+    const up = problem.rowUpper[i];
+    if (csr.rowPtr[i + 1] > csr.rowPtr[i]) {
+      if (lo > -Infinity || up < Infinity) kept.push(i);
+    } else if (lo > 0 || up < 0) {
+      return {
+        status: 'primal_infeasible',
+        solver: 'dual',
+        x: w0,
+        y: new Float64Array(m),
+        z: new Float64Array(n),
+        objective: NaN,
+        iterations: 0,
+        solveTimeMs: performance.now() - started,
+        residuals: { primal: Math.max(lo, -up), dual: NaN, gap: NaN },
+        certificate: Float64Array.from({ length: m }, (_, k) => (k === i ? (lo > 0 ? -1 : 1) : 0)),
+      };
+    }
+  }
+  const CutPool = await loadSolverModule<CutPoolCtor>('cut-pool.js', 'CutPool', 'dual active-set solver');
+  const pool = new CutPool(n, { diagonal, lower: problem.varLower, upper: problem.varUpper });
+  try {
+    for (const i of kept) {
+      const a = csr.rowPtr[i];
+      const b = csr.rowPtr[i + 1];
+      pool.appendSparse(csr.colIndex.subarray(a, b), csr.values.subarray(a, b), problem.rowUpper[i], problem.rowLower[i]);
+    }
+    const result = await pool.solve(w0, {
+      eps: options.eps ?? DEFAULT_QP_EPS,
+      timeLimitMs: options.timeLimitMs,
+      maxIterations: options.maxIterations,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
+    const y = new Float64Array(m);
+    kept.forEach((i, k) => (y[i] = result.y[k]));
+    let certificate: Float64Array | undefined;
+    if (result.certificate) {
+      certificate = new Float64Array(m);
+      kept.forEach((i, k) => (certificate![i] = result.certificate![k]));
+    }
+    return {
+      ...result,
+      solver: 'dual',
+      y,
+      certificate,
+      objective: result.objective + shift,
+    };
+  } finally {
+    pool.dispose?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cut QP → QuadraticProgram, and the dump used by the correction loop's --dump-qp.
+
+export interface CutQpData {
+  /** Rows in CSR: rowPtr (m+1), colIndex, values. */
+  rowPtr: Int32Array;
+  colIndex: Int32Array;
+  values: Float64Array | Float32Array;
+  rowLower: Float64Array;
+  rowUpper: Float64Array;
+  w0: Float64Array;
+  /** D (positive); identity when absent. */
+  diagonal?: Float64Array;
+  varLower?: Float64Array;
+  varUpper?: Float64Array;
+  name?: string;
+}
+
+/**
+ * The cut QP  min ½(w − w₀)ᵀD(w − w₀)  s.t.  rowLower ≤ Aw ≤ rowUpper, varLower ≤ w ≤ varUpper
+ * as a QuadraticProgram: P = D, q = −Dw₀, r = ½w₀ᵀDw₀ (so objectives agree exactly in exact
+ * arithmetic). Variables are named w0…w(n−1), rows c0…c(m−1), the objective 'obj'.
+ */
+export function cutQpToProblem(data: CutQpData): QuadraticProgram {
+  const n = data.w0?.length;
+  if (!(data.w0 instanceof Float64Array)) throw new TypeError('w0 must be a Float64Array');
+  const m = data.rowLower?.length;
+  if (!(data.rowPtr instanceof Int32Array) || data.rowPtr.length !== m + 1)
+    throw new RangeError(`rowPtr must be an Int32Array of length m + 1 = ${m + 1}`);
+  if (!(data.rowUpper instanceof Float64Array) || data.rowUpper.length !== m) throw new RangeError(`rowUpper must have length ${m}`);
+  const nnz = data.rowPtr[m];
+  if (data.colIndex.length < nnz || data.values.length < nnz) throw new RangeError('colIndex/values are shorter than rowPtr says');
+  for (const [label, v] of [['diagonal', data.diagonal], ['varLower', data.varLower], ['varUpper', data.varUpper]] as const)
+    if (v !== undefined && v.length !== n) throw new RangeError(`${label} must have length n = ${n}`);
+  const d = data.diagonal ?? new Float64Array(n).fill(1);
+  // A in CSC (transpose of the CSR rows).
+  const colPtr = new Int32Array(n + 1);
+  for (let p = 0; p < nnz; p++) {
+    const j = data.colIndex[p];
+    if (j < 0 || j >= n) throw new RangeError(`column index ${j} out of range [0, ${n})`);
+    colPtr[j + 1]++;
+  }
+  for (let j = 0; j < n; j++) colPtr[j + 1] += colPtr[j];
+  const next = colPtr.slice(0, n);
+  const rowIndex = new Int32Array(nnz);
+  const values = new Float64Array(nnz);
+  for (let i = 0; i < m; i++) {
+    for (let p = data.rowPtr[i]; p < data.rowPtr[i + 1]; p++) {
+      const k = next[data.colIndex[p]]++;
+      rowIndex[k] = i;
+      values[k] = data.values[p];
+    }
+  }
+  const q = new Float64Array(n);
+  let r = 0;
+  for (let j = 0; j < n; j++) {
+    q[j] = -d[j] * data.w0[j];
+    r += 0.5 * d[j] * data.w0[j] * data.w0[j];
+  }
+  const pColPtr = new Int32Array(n + 1);
+  for (let j = 0; j < n; j++) pColPtr[j + 1] = j + 1;
+  return {
+    name: data.name ?? 'CUTQP',
+    P: { nrows: n, ncols: n, colPtr: pColPtr, rowIndex: Int32Array.from({ length: n }, (_, j) => j), values: Float64Array.from(d) },
+    q,
+    r,
+    A: { nrows: m, ncols: n, colPtr, rowIndex, values },
+    rowLower: Float64Array.from(data.rowLower),
+    rowUpper: Float64Array.from(data.rowUpper),
+    varLower: data.varLower ? Float64Array.from(data.varLower) : new Float64Array(n).fill(-Infinity),
+    varUpper: data.varUpper ? Float64Array.from(data.varUpper) : new Float64Array(n).fill(Infinity),
+    varNames: genericNames('w', n),
+    rowNames: genericNames('c', m),
+    objectiveName: 'obj',
+  };
+}
+
+/** Writes `DIR/BASENAME.qps` and `DIR/BASENAME.lp` for a cut QP; returns the two paths. */
+export async function dumpCutQpData(data: CutQpData, dir: string, basename: string): Promise<{ qps: string; lp: string }> {
+  if (typeof dir !== 'string' || dir === '') throw new TypeError('dir must be a non-empty string');
+  if (typeof basename !== 'string' || basename === '' || /[\\/]/.test(basename))
+    throw new TypeError('basename must be a non-empty file name without slashes');
+  const problem = cutQpToProblem({ ...data, name: data.name ?? basename.replace(/\s+/g, '_') });
+  const qps = path.join(dir, `${basename}.qps`);
+  const lp = path.join(dir, `${basename}.lp`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(qps, writeQps(problem));
+    await writeFile(lp, writeLp(problem));
+  } catch (error) {
+    throw new AdvcorrectError('ERR_IO', `cannot write the QP dump in ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+  return { qps, lp };
+}
