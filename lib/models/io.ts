@@ -1,0 +1,435 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { AdvcorrectError } from '../errors.js';
+import type { Normalization } from '../data/datasets.js';
+import { writeFileAtomic } from '../data/files.js';
+import { ARCH_NAMES, ARCHITECTURES, buildModel, type ArchName } from './architectures.js';
+import { readNpz, writeNpz, type NpyArray } from './npz.js';
+
+/** A model ready for use, with what we know about its input space. */
+export interface LoadedModel {
+  model: tfl.LayersModel;
+  arch?: ArchName;
+  source: 'tfjs' | 'npz';
+  /** NHWC shape of one input, e.g. [28, 28, 1]. */
+  inputShape: number[];
+  numClasses: number;
+  /** Mean/std normalisation the model expects on inputs in [0, 1], if any. */
+  normalization?: Normalization;
+}
+
+/** Metadata we keep in model.json's userDefinedMetadata. */
+interface AdvcorrectMetadata {
+  arch?: ArchName;
+  normalization?: Normalization;
+}
+
+function metadataOf(model: tfl.LayersModel): AdvcorrectMetadata {
+  const meta = (model.getUserDefinedMetadata() as { advcorrect?: AdvcorrectMetadata } | undefined)?.advcorrect;
+  return meta ?? {};
+}
+
+function describe(model: tfl.LayersModel, source: LoadedModel['source'], meta: AdvcorrectMetadata): LoadedModel {
+  const inputShape = model.inputs[0].shape.slice(1) as number[];
+  const outputShape = model.outputs[0].shape;
+  return {
+    model,
+    ...(meta.arch ? { arch: meta.arch } : {}),
+    source,
+    inputShape,
+    numClasses: outputShape[outputShape.length - 1] as number,
+    ...(meta.normalization ? { normalization: meta.normalization } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch .npz import / export
+
+/** Parameter name of a tfjs weight in PyTorch's state_dict naming (layer name with '_' → '.'). */
+function torchName(layerName: string, weightName: string): string {
+  const module = layerName.replace(/_/g, '.');
+  const param: Record<string, string> = {
+    kernel: 'weight',
+    bias: 'bias',
+    gamma: 'weight',
+    beta: 'bias',
+    moving_mean: 'running_mean',
+    moving_variance: 'running_var',
+  };
+  const short = weightName.split('/').pop() as string;
+  const mapped = param[short];
+  if (!mapped) throw new AdvcorrectError('ERR_MODEL', `no PyTorch name for weight ${weightName} of layer ${layerName}`);
+  return `${module}.${mapped}`;
+}
+
+/**
+ * For a Dense layer fed by a Flatten of an [H, W, C] tensor with C > 1, the spatial shape; PyTorch
+ * flattened in C,H,W order, tfjs flattens in H,W,C order, so the kernel rows must be permuted.
+ */
+function flattenedShape(layer: tfl.layers.Layer): [number, number, number] | undefined {
+  const inbound = (layer as unknown as { inboundNodes: Array<{ inboundLayers: tfl.layers.Layer[] }> }).inboundNodes[0]?.inboundLayers[0];
+  if (!inbound || inbound.getClassName() !== 'Flatten') return undefined;
+  const shape = (inbound.input as tfl.SymbolicTensor).shape;
+  if (shape.length !== 4 || (shape[3] as number) === 1) return undefined;
+  return [shape[1] as number, shape[2] as number, shape[3] as number];
+}
+
+/** tfjs value of a weight from the PyTorch array (transposes and the flatten permutation). */
+function torchToTfjs(layer: tfl.layers.Layer, weightShape: number[], short: string, array: NpyArray, key: string): tf.Tensor {
+  const values = Float32Array.from(array.data as ArrayLike<number>);
+  const cls = layer.getClassName();
+  const expect = (shape: number[]): void => {
+    if (array.shape.length !== shape.length || array.shape.some((d, i) => d !== shape[i])) {
+      throw new AdvcorrectError('ERR_MODEL', `${key} has shape [${array.shape.join(', ')}], layer ${layer.name} needs [${shape.join(', ')}] (PyTorch layout)`);
+    }
+  };
+  if (short === 'kernel' && cls === 'Conv2D') {
+    const [kh, kw, cin, cout] = weightShape;
+    expect([cout, cin, kh, kw]);
+    return tf.tidy(() => tf.transpose(tf.tensor4d(values, [cout, cin, kh, kw]), [2, 3, 1, 0]));
+  }
+  if (short === 'kernel' && cls === 'Dense') {
+    const [nin, nout] = weightShape;
+    expect([nout, nin]);
+    const spatial = flattenedShape(layer);
+    if (!spatial) return tf.tidy(() => tf.transpose(tf.tensor2d(values, [nout, nin])));
+    const [h, w, c] = spatial;
+    // PyTorch column (c·H + y)·W + x  →  tfjs row (y·W + x)·C + c
+    return tf.tidy(() => tf.reshape(tf.transpose(tf.tensor4d(values, [nout, c, h, w]), [2, 3, 1, 0]), [nin, nout]));
+  }
+  expect(weightShape);
+  return tf.tensor(values, weightShape);
+}
+
+/** PyTorch-layout array of a tfjs weight (inverse of torchToTfjs). */
+function tfjsToTorch(layer: tfl.layers.Layer, value: tf.Tensor, short: string): NpyArray {
+  const cls = layer.getClassName();
+  return tf.tidy(() => {
+    let t = value;
+    if (short === 'kernel' && cls === 'Conv2D') t = tf.transpose(value, [3, 2, 0, 1]);
+    else if (short === 'kernel' && cls === 'Dense') {
+      const [nin, nout] = value.shape;
+      const spatial = flattenedShape(layer);
+      if (spatial) {
+        const [h, w, c] = spatial;
+        t = tf.reshape(tf.transpose(tf.reshape(value, [h, w, c, nout]), [3, 2, 0, 1]), [nout, nin]);
+      } else t = tf.transpose(value);
+    }
+    return { dtype: 'float32', shape: t.shape.slice(), data: t.dataSync() as Float32Array };
+  });
+}
+
+function isBatchNormStat(short: string): boolean {
+  return short === 'moving_mean' || short === 'moving_variance';
+}
+
+export interface ImportNpzOptions {
+  /** ResNet8's BatchNorm statistics; default: `<path without .npz>_bn_stats.npz`. */
+  bnStats?: string;
+  /** Input normalisation to record; default the architecture's (CIFAR-10's for resnet8), `null` for none. */
+  normalization?: Normalization | null;
+}
+
+/**
+ * Builds `arch` and fills it with PyTorch state_dict tensors from an .npz file: Conv2d
+ * [out,in,kh,kw] → [kh,kw,in,out], Linear [out,in] → [in,out] with the rows of a Dense after a
+ * Flatten permuted from C,H,W to H,W,C order, BatchNorm weight/bias → gamma/beta and
+ * running_mean/running_var (from the separate _bn_stats.npz) → moving mean/variance.
+ */
+export async function importNpz(file: string, arch: ArchName, options: ImportNpzOptions = {}): Promise<LoadedModel> {
+  if (typeof file !== 'string') throw new TypeError('path must be a string');
+  if (!ARCH_NAMES.includes(arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  const arrays = await readNpz(file);
+  const model = buildModel(arch);
+  const hasBn = model.layers.some((l) => l.getClassName() === 'BatchNormalization');
+  if (hasBn) {
+    const statsFile = options.bnStats ?? file.replace(/\.npz$/, '') + '_bn_stats.npz';
+    if (!existsSync(statsFile)) {
+      throw new AdvcorrectError('ERR_MODEL', `${arch} has BatchNorm layers: their running statistics are needed from ${statsFile} (not found; pass bnStats)`);
+    }
+    for (const [key, value] of await readNpz(statsFile)) if (!arrays.has(key)) arrays.set(key, value);
+  }
+  const used = new Set<string>();
+  const missing: string[] = [];
+  for (const layer of model.layers) {
+    if (layer.weights.length === 0) continue;
+    const values: tf.Tensor[] = [];
+    for (const weight of layer.weights) {
+      const short = weight.originalName.split('/').pop() as string;
+      const key = torchName(layer.name, weight.originalName);
+      const array = arrays.get(key);
+      if (!array) {
+        missing.push(key);
+        continue;
+      }
+      used.add(key);
+      values.push(torchToTfjs(layer, weight.shape as number[], short, array, `${file}:${key}`));
+    }
+    if (values.length === layer.weights.length) layer.setWeights(values);
+    tf.dispose(values);
+  }
+  if (missing.length) {
+    model.dispose();
+    throw new AdvcorrectError('ERR_MODEL', `${file} lacks ${missing.length} tensors of a ${arch}: ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ', …' : ''} (wrong --arch?)`);
+  }
+  const unexpected = [...arrays.keys()].filter((key) => !used.has(key) && !key.endsWith('.num_batches_tracked'));
+  if (unexpected.length) {
+    model.dispose();
+    throw new AdvcorrectError('ERR_MODEL', `${file} has tensors that a ${arch} does not: ${unexpected.slice(0, 6).join(', ')}${unexpected.length > 6 ? ', …' : ''} (wrong --arch?)`);
+  }
+  const normalization = options.normalization === null ? undefined : (options.normalization ?? ARCHITECTURES[arch].normalization);
+  const meta: AdvcorrectMetadata = { arch, ...(normalization ? { normalization: { mean: [...normalization.mean], std: [...normalization.std] } } : {}) };
+  model.setUserDefinedMetadata({ advcorrect: meta });
+  return describe(model, 'npz', meta);
+}
+
+/**
+ * Writes a model built by {@link buildModel} (or imported) back to PyTorch layout: trainable tensors to
+ * `file`, and for models with BatchNorm the running statistics to `<file without .npz>_bn_stats.npz`.
+ * Returns the files written.
+ */
+export async function exportNpz(model: tfl.LayersModel, arch: ArchName, file: string): Promise<string[]> {
+  if (!(model instanceof tfl.LayersModel)) throw new TypeError('model must be a tfjs LayersModel');
+  if (!ARCH_NAMES.includes(arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  if (typeof file !== 'string') throw new TypeError('path must be a string');
+  const reference = buildModel(arch);
+  const layerNames = reference.layers.filter((l) => l.weights.length > 0).map((l) => l.name);
+  reference.dispose();
+  const params = new Map<string, NpyArray>();
+  const stats = new Map<string, NpyArray>();
+  for (const name of layerNames) {
+    let layer: tfl.layers.Layer;
+    try {
+      layer = model.getLayer(name);
+    } catch {
+      throw new AdvcorrectError('ERR_MODEL', `the model has no layer ${name}: it is not a ${arch}`);
+    }
+    const values = layer.getWeights();
+    layer.weights.forEach((weight, i) => {
+      const short = weight.originalName.split('/').pop() as string;
+      const key = torchName(layer.name, weight.originalName);
+      (isBatchNormStat(short) ? stats : params).set(key, tfjsToTorch(layer, values[i], short));
+    });
+    if (layer.getClassName() === 'BatchNormalization') {
+      stats.set(`${layer.name.replace(/_/g, '.')}.num_batches_tracked`, { dtype: 'int64', shape: [], data: [0] });
+    }
+  }
+  await writeNpz(file, params);
+  const written = [file];
+  if (stats.size) {
+    const statsFile = file.replace(/\.npz$/, '') + '_bn_stats.npz';
+    await writeNpz(statsFile, stats);
+    written.push(statsFile);
+  }
+  return written;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TensorFlow.js LayersModel on disk
+
+const SUPPORTED_LAYERS = new Set([
+  'InputLayer',
+  'Dense',
+  'Conv2D',
+  'ZeroPadding2D',
+  'Flatten',
+  'ReLU',
+  'Activation',
+  'BatchNormalization',
+  'Add',
+  'GlobalAveragePooling2D',
+  'Reshape',
+  'Dropout',
+  'MaxPooling2D',
+  'AveragePooling2D',
+]);
+const SUPPORTED_ACTIVATIONS = new Set(['relu', 'linear']);
+
+interface LayerConfigJson {
+  class_name: string;
+  config?: { name?: string; activation?: string; data_format?: string; layers?: unknown };
+}
+
+/**
+ * Checks a Keras/tfjs model topology against the layers we support (the correction needs logits and
+ * gradients of plain feed-forward ReLU networks). Throws ERR_UNSUPPORTED naming the first offending layer.
+ */
+export function checkTopology(topology: unknown, what = 'model'): void {
+  const root = (topology as { model_config?: unknown })?.model_config ?? topology;
+  const cfg = root as { class_name?: string; config?: { layers?: LayerConfigJson[] } | LayerConfigJson[] };
+  const layers = Array.isArray(cfg?.config) ? cfg.config : cfg?.config?.layers;
+  if (!Array.isArray(layers)) throw new AdvcorrectError('ERR_MODEL', `${what}: model topology has no layer list`);
+  for (const layer of layers) {
+    const cls = layer.class_name;
+    const name = layer.config?.name ?? '(unnamed)';
+    if (cls === 'Sequential' || cls === 'Model' || cls === 'Functional') {
+      throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} is a nested ${cls}; nested models are not supported (flatten it into one model)`);
+    }
+    if (!SUPPORTED_LAYERS.has(cls)) {
+      throw new AdvcorrectError(
+        'ERR_UNSUPPORTED',
+        `${what}: layer ${name} of type ${cls} is not supported (supported: ${[...SUPPORTED_LAYERS].join(', ')})`,
+      );
+    }
+    const activation = layer.config?.activation;
+    if (activation !== undefined && !SUPPORTED_ACTIVATIONS.has(activation)) {
+      const hint = activation === 'softmax' ? '; the model must output logits: remove the softmax' : '';
+      throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} (${cls}) uses activation '${activation}', only relu and linear are supported${hint}`);
+    }
+    if (layer.config?.data_format === 'channels_first') {
+      throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} (${cls}) is channels_first; only channels_last (NHWC) models are supported`);
+    }
+  }
+}
+
+interface ModelJsonFile {
+  format?: string;
+  modelTopology?: unknown;
+  weightsManifest?: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+  [key: string]: unknown;
+}
+
+async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: ArrayBuffer[] = [];
+  for (const group of manifest) {
+    specs.push(...group.weights);
+    for (const rel of group.paths) {
+      const file = path.resolve(dir, rel);
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(file);
+      } catch (error) {
+        throw new AdvcorrectError('ERR_IO', `cannot read weights file ${file}: ${(error as Error).message}`, { cause: error });
+      }
+      buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+    }
+  }
+  const data = tf.io.CompositeArrayBuffer.join(buffers);
+  const bytesPer: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2, uint16: 2, int16: 2 };
+  let needed = 0;
+  for (const spec of specs) {
+    const elements = spec.shape.reduce((a, b) => a * b, 1);
+    needed += spec.quantization ? elements * (spec.quantization.dtype === 'uint8' ? 1 : 2) : elements * (bytesPer[spec.dtype] ?? 4);
+  }
+  if (data.byteLength < needed) {
+    throw new AdvcorrectError('ERR_DATA', `${dir}: weights files hold ${data.byteLength} bytes, the manifest needs ${needed} (truncated?)`);
+  }
+  return [specs, data];
+}
+
+/**
+ * A tfjs IOHandler for a model.json-style file and its weights files on disk (tfjs-node's file:// is
+ * not available without libtensorflow). `target` is a directory (model.json inside) or a .json file.
+ * Saving writes `weights.bin` (or `<name>.weights.bin` for a named .json) and then the JSON, each
+ * atomically (temporary file + rename).
+ */
+export function diskIOHandler(target: string): tf.io.IOHandler {
+  const isJson = target.endsWith('.json');
+  const dir = isJson ? path.dirname(target) : target;
+  const modelFile = isJson ? target : path.join(dir, 'model.json');
+  const weightsName = path.basename(modelFile) === 'model.json' ? 'weights.bin' : `${path.basename(modelFile, '.json')}.weights.bin`;
+  return {
+    async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      if (artifacts.modelTopology instanceof ArrayBuffer) throw new AdvcorrectError('ERR_MODEL', 'binary model topologies are not supported');
+      const weightData = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      const manifest: tf.io.WeightsManifestConfig = [{ paths: [weightsName], weights: artifacts.weightSpecs ?? [] }];
+      const json = {
+        modelTopology: artifacts.modelTopology,
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy ?? null,
+        weightsManifest: manifest,
+        ...(artifacts.trainingConfig ? { trainingConfig: artifacts.trainingConfig } : {}),
+        ...(artifacts.userDefinedMetadata ? { userDefinedMetadata: artifacts.userDefinedMetadata } : {}),
+      };
+      await writeFileAtomic(path.join(dir, weightsName), new Uint8Array(weightData));
+      await writeFileAtomic(modelFile, JSON.stringify(json));
+      return {
+        modelArtifactsInfo: {
+          dateSaved: new Date(),
+          modelTopologyType: 'JSON',
+          modelTopologyBytes: JSON.stringify(artifacts.modelTopology).length,
+          weightSpecsBytes: JSON.stringify(artifacts.weightSpecs ?? []).length,
+          weightDataBytes: weightData.byteLength,
+        },
+      };
+    },
+    async load(): Promise<tf.io.ModelArtifacts> {
+      const json = await readModelJson(modelFile);
+      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, (manifest) => readWeights(dir, manifest));
+    },
+  };
+}
+
+async function readModelJson(file: string): Promise<ModelJsonFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  let json: ModelJsonFile;
+  try {
+    json = JSON.parse(text) as ModelJsonFile;
+  } catch (error) {
+    throw new AdvcorrectError('ERR_PARSE', `${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const topology = json.modelTopology as { node?: unknown; class_name?: string; model_config?: unknown } | undefined;
+  if (json.format === 'graph-model' || (topology && Array.isArray(topology.node))) {
+    throw new AdvcorrectError(
+      'ERR_UNSUPPORTED',
+      `${file} is a TensorFlow.js GraphModel (a frozen inference graph): it cannot be fine-tuned, so it cannot be corrected. ` +
+        'Export the model as a Keras/tfjs LayersModel (tensorflowjs_converter --output_format tfjs_layers_model) instead.',
+    );
+  }
+  if (!topology || (topology.class_name === undefined && topology.model_config === undefined)) {
+    throw new AdvcorrectError('ERR_MODEL', `${file} has no Keras model topology: not a TensorFlow.js LayersModel`);
+  }
+  checkTopology(topology, file);
+  return json;
+}
+
+/** Saves a LayersModel as `dir/model.json` + `dir/weights.bin`, recording arch/normalisation if given. */
+export async function saveModel(model: tfl.LayersModel, dir: string, info: { arch?: ArchName; normalization?: Normalization } = {}): Promise<void> {
+  if (!(model instanceof tfl.LayersModel)) throw new TypeError('model must be a tfjs LayersModel');
+  if (typeof dir !== 'string') throw new TypeError('dir must be a string');
+  if (info.arch !== undefined && !ARCH_NAMES.includes(info.arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  const meta: AdvcorrectMetadata = { ...metadataOf(model), ...(info.arch ? { arch: info.arch } : {}), ...(info.normalization ? { normalization: info.normalization } : {}) };
+  model.setUserDefinedMetadata({ ...((model.getUserDefinedMetadata() as object | undefined) ?? {}), advcorrect: meta });
+  await model.save(diskIOHandler(dir));
+}
+
+/**
+ * Loads a model: a tfjs LayersModel (`model.json`, or a directory holding one) or a PyTorch `.npz`
+ * (needs `arch`). Unsupported layers and GraphModels are refused with ERR_UNSUPPORTED.
+ */
+export async function loadModel(file: string, options: { arch?: ArchName; bnStats?: string } = {}): Promise<LoadedModel> {
+  if (typeof file !== 'string' || file === '') throw new TypeError('path must be a non-empty string');
+  if (options.arch !== undefined && !ARCH_NAMES.includes(options.arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  if (file.endsWith('.npz')) {
+    if (!options.arch) throw new TypeError(`arch is required to load an .npz file (one of ${ARCH_NAMES.join(', ')})`);
+    return importNpz(file, options.arch, { bnStats: options.bnStats });
+  }
+  let info;
+  try {
+    info = await stat(file);
+  } catch (error) {
+    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  if (info.isDirectory() && !existsSync(path.join(file, 'model.json'))) throw new AdvcorrectError('ERR_IO', `${file} has no model.json`);
+  if (!info.isDirectory() && !file.endsWith('.json')) {
+    throw new AdvcorrectError('ERR_MODEL', `${file}: expected a tfjs model.json (or a directory holding one) or a PyTorch .npz`);
+  }
+  const handler = diskIOHandler(file);
+  const model = await tfl.loadLayersModel(handler);
+  const meta = metadataOf(model);
+  if (options.arch && meta.arch && options.arch !== meta.arch) {
+    throw new AdvcorrectError('ERR_MODEL', `${file} is a ${meta.arch}, not a ${options.arch}`);
+  }
+  if (options.arch && !meta.arch) meta.arch = options.arch;
+  return describe(model, 'tfjs', meta);
+}
