@@ -4,7 +4,7 @@
  *
  *   tensorflow  @tensorflow/tfjs-node (libtensorflow), used when it is installed
  *   native      tfjs' WebAssembly backend with our C++ (Eigen, OpenMP) kernels for
- *               convolutions and matrix products, registered as backend 'advcorrect-native'
+ *               convolutions and matrix products swapped in (tfjs backend name stays 'wasm')
  *   wasm        tfjs' WebAssembly backend (SIMD) plus the kernels it lacks for training
  *   cpu         tfjs' pure-JavaScript backend (slow; always available)
  *   auto        tensorflow if importable, else native if the addon loads, else wasm, else cpu
@@ -16,6 +16,10 @@ import '@tensorflow/tfjs-backend-cpu';
 // tfjs-layers' bundle registers the gradient functions of every op (tfjs-core's does not).
 import '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../errors.js';
+import { ensurePassiveOpenMp } from './native-kernels.js';
+
+// Before anything loads the addon (see ensurePassiveOpenMp).
+ensurePassiveOpenMp();
 
 export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 export type BackendRequest = BackendName | 'auto';
@@ -26,7 +30,7 @@ const REQUESTS: readonly BackendRequest[] = ['auto', ...BACKEND_NAMES];
 /** The tfjs backend name each of ours is registered under. */
 export const TFJS_BACKEND_NAME: Record<BackendName, string> = {
   tensorflow: 'tensorflow',
-  native: 'advcorrect-native',
+  native: 'wasm',
   wasm: 'wasm',
   cpu: 'cpu',
 };
@@ -65,8 +69,7 @@ export async function initBackend(requested?: BackendRequest): Promise<BackendNa
   const request = requested ?? defaultBackendRequest();
   checkBackendRequest(request);
   if (active && (request === active || (request === 'auto' && resolvedAuto.value === active))) {
-    if (tf.getBackend() !== TFJS_BACKEND_NAME[active]) await tf.setBackend(TFJS_BACKEND_NAME[active]);
-    return active;
+    if (tf.getBackend() === TFJS_BACKEND_NAME[active]) return active;
   }
   if (pending && pendingRequest === request) return pending;
   const previous = pending ?? Promise.resolve(undefined);
@@ -115,6 +118,10 @@ async function activate(request: BackendRequest): Promise<BackendName> {
   } else {
     await prepare(request);
     chosen = request;
+  }
+  if (chosen === 'native' || chosen === 'wasm') {
+    const { useNativeKernels } = await import('./native-kernels.js');
+    useNativeKernels(chosen === 'native');
   }
   const ok = await tf.setBackend(TFJS_BACKEND_NAME[chosen]);
   if (!ok) {
