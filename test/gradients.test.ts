@@ -8,6 +8,7 @@ import {
   cleanLoss,
   cleanLossGradient,
   compileModel,
+  forEachMarginRow,
   forwardGraph,
   marginRows,
   margins,
@@ -260,6 +261,43 @@ describe('gradient engine', function () {
             assert.ok(Math.abs(denseRow[index[k]] - value[k]) < 1e-6);
           }
         }
+      });
+
+      it('native and JavaScript per-example kernels give the same rows', async function () {
+        let native;
+        try {
+          native = await marginRows(model, new ParameterView(model), images, labels, { delta: 0, classes: 'all', format: 'dense', kernels: 'native' });
+        } catch (error) {
+          if (error instanceof AdvcorrectError && error.code === 'ERR_NATIVE_MISSING') this.skip();
+          throw error;
+        }
+        const js = await marginRows(model, new ParameterView(model), images, labels, { delta: 0, classes: 'all', format: 'dense', kernels: 'js' });
+        for (let r = 0; r < js.count; r++) {
+          assert.ok(maxAbsDiff(native.dense![r], js.dense![r]) < 1e-5 * Math.max(1, maxAbs(js.dense![r])), `row ${r}`);
+        }
+      });
+
+      it('the row visitor sees the same rows as marginRows, dense and sparse', async function () {
+        const view = new ParameterView(model);
+        const options = { delta: 0.25, classes: 'all', batchSize: 2 } as const;
+        const dense = await marginRows(model, view, images, labels, { ...options, format: 'dense' });
+        const seen = new Set<number>();
+        const meta = await forEachMarginRow(model, view, images, labels, { ...options, format: 'dense' }, (visit) => {
+          assert.ok(!seen.has(visit.row));
+          seen.add(visit.row);
+          assert.equal(visit.example, dense.example[visit.row]);
+          assert.equal(visit.wrongClass, dense.wrongClass[visit.row]);
+          assert.equal(visit.value, dense.value[visit.row]);
+          assert.deepEqual(visit.dense, dense.dense![visit.row]);
+        });
+        assert.equal(seen.size, dense.count);
+        assert.equal(meta.dense, undefined);
+        assert.deepEqual(meta.value, dense.value);
+        const sparse = await marginRows(model, view, images, labels, { ...options, format: 'sparse' });
+        await forEachMarginRow(model, view, images, labels, { ...options, format: 'sparse' }, (visit) => {
+          assert.deepEqual(visit.sparse!.index, sparse.sparse![visit.row].index);
+          assert.deepEqual(visit.sparse!.value, sparse.sparse![visit.row].value);
+        });
       });
 
       it('a layer subset gives the matching slice of the full rows', async function () {

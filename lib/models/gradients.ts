@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { ParameterView } from './parameters.js';
+import { loadNative } from '../native.js';
 
 /**
  * A LayersModel compiled into a list of steps that this package evaluates with its own tf ops,
@@ -19,23 +20,24 @@ export interface Conv2DSpec {
   kernelW: number;
   strides: [number, number];
   dilation: [number, number];
-  padding: 'valid' | 'same';
+  /** tfjs padding, or explicit zero padding (a ZeroPadding2D fused into the following valid conv). */
+  padding: 'valid' | 'same' | { top: number; bottom: number; left: number; right: number };
 }
 
 export interface GraphStep {
-  readonly index: number;
+  index: number;
   readonly layer: string;
   readonly className: string;
   readonly kind: StepKind;
   /** Slots of the input tensors. */
-  readonly inputs: number[];
+  inputs: number[];
   /** Slot of the output tensor. */
   readonly output: number;
   /** Fused activation of Dense/Conv2D. */
   readonly activation: 'linear' | 'relu';
   /** Layer variables by short name (kernel, bias, gamma, beta, moving_mean, moving_variance). */
   readonly weights: Map<string, { read(): tf.Tensor }>;
-  readonly conv?: Conv2DSpec;
+  conv?: Conv2DSpec;
   readonly padding?: [[number, number], [number, number]];
   readonly epsilon?: number;
 }
@@ -215,6 +217,7 @@ export function compileModel(model: LayersModel): ModelGraph {
   const outputSymbolic = model.outputs[0] as unknown as SymbolicLike;
   const outputSlot = slots.get(outputSymbolic.id);
   if (outputSlot === undefined) throw new AdvcorrectError('ERR_UNSUPPORTED', 'the model output could not be traced back to its input');
+  fuseZeroPadding(steps, outputSlot);
   const inputShape = input.shape.slice(1).map((d) => {
     if (d === null) throw new AdvcorrectError('ERR_UNSUPPORTED', 'the model input shape must be fully known');
     return d;
@@ -236,6 +239,42 @@ export function compileModel(model: LayersModel): ModelGraph {
   return graph;
 }
 
+/**
+ * Folds a ZeroPadding2D whose only consumer is a 'valid' Conv2D into that conv's padding: the
+ * same function, without materialising the padded tensor forward or slicing it backward.
+ */
+function fuseZeroPadding(steps: GraphStep[], outputSlot: number): void {
+  const consumers = new Map<number, GraphStep[]>();
+  for (const step of steps) for (const slot of step.inputs) consumers.set(slot, [...(consumers.get(slot) ?? []), step]);
+  const removed = new Set<GraphStep>();
+  for (const pad of steps) {
+    if (pad.kind !== 'zeropad' || pad.output === outputSlot) continue;
+    const users = consumers.get(pad.output) ?? [];
+    if (users.length !== 1) continue;
+    const conv = users[0];
+    if (conv.kind !== 'conv2d' || conv.conv?.padding !== 'valid') continue;
+    const [[top, bottom], [left, right]] = pad.padding as [[number, number], [number, number]];
+    conv.conv = { ...conv.conv, padding: { top, bottom, left, right } };
+    conv.inputs = [pad.inputs[0]];
+    removed.add(pad);
+  }
+  if (removed.size === 0) return;
+  const kept = steps.filter((step) => !removed.has(step));
+  steps.length = 0;
+  kept.forEach((step, k) => {
+    step.index = k;
+    steps.push(step);
+  });
+}
+
+/** The `pad` argument of tf.conv2d / tf.conv2dTranspose for a spec. */
+export function tfPadding(spec: Conv2DSpec): 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]] {
+  const p = spec.padding;
+  if (typeof p === 'string') return p;
+  if (p.top === p.bottom && p.left === p.right && p.top === p.left) return p.top;
+  return [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]];
+}
+
 /** Weight tensors to use instead of the model's variables, keyed `${layer}/${name}`. */
 export type WeightOverrides = Map<string, tf.Tensor>;
 
@@ -253,7 +292,7 @@ export interface ForwardTrace {
 
 /** Conv2D without bias/activation as a tf op. */
 export function convOp(x: tf.Tensor4D, kernel: tf.Tensor4D, spec: Conv2DSpec): tf.Tensor4D {
-  return tf.conv2d(x, kernel, spec.strides, spec.padding, 'NHWC', spec.dilation);
+  return tf.conv2d(x, kernel, spec.strides, tfPadding(spec), 'NHWC', spec.dilation);
 }
 
 /**
@@ -345,6 +384,11 @@ export interface MarginRowOptions extends BatchOptions {
   classes: 'all' | 'worst';
   /** 'dense': Float32Array of view.size per row; 'sparse': (index, value) pairs, exact zeros dropped. */
   format: 'dense' | 'sparse';
+  /**
+   * Who forms the per-example weight gradients: 'native' (the addon's Eigen GEMM kernels),
+   * 'js' (plain loops that skip ReLU zeros), or 'auto' (native when the addon loads; default).
+   */
+  kernels?: 'auto' | 'native' | 'js';
 }
 
 /**
@@ -407,9 +451,10 @@ function batchTensor(graph: Pick<ModelGraph, 'inputShape' | 'inputSize'>, images
   return tf.tensor(images.subarray(start * graph.inputSize, end * graph.inputSize), [end - start, ...graph.inputShape], 'float32');
 }
 
-/** 'same' padding offsets (top, left) as tfjs computes them. */
-function samePadding(inH: number, inW: number, outH: number, outW: number, spec: Conv2DSpec): [number, number] {
+/** Zero padding (top, left) the conv applies to its input, as tfjs computes it for 'same'. */
+function padOffsets(inH: number, inW: number, outH: number, outW: number, spec: Conv2DSpec): [number, number] {
   if (spec.padding === 'valid') return [0, 0];
+  if (typeof spec.padding === 'object') return [spec.padding.top, spec.padding.left];
   const effH = (spec.kernelH - 1) * spec.dilation[0] + 1;
   const effW = (spec.kernelW - 1) * spec.dilation[1] + 1;
   const padH = Math.max(0, (outH - 1) * spec.strides[0] + effH - inH);
@@ -443,7 +488,7 @@ function backwardGraph(graph: ModelGraph, values: tf.Tensor[], seed: tf.Tensor, 
         const kernel = step.weights.get('kernel')!.read() as tf.Tensor4D;
         let dIn: tf.Tensor;
         if (spec.dilation[0] === 1 && spec.dilation[1] === 1) {
-          dIn = tf.conv2dTranspose(g as tf.Tensor4D, kernel, a.shape as [number, number, number, number], spec.strides, spec.padding);
+          dIn = tf.conv2dTranspose(g as tf.Tensor4D, kernel, a.shape as [number, number, number, number], spec.strides, tfPadding(spec));
         } else {
           dIn = tf.grad((x: tf.Tensor) => convOp(x as tf.Tensor4D, kernel, spec))(a, g);
         }
@@ -524,25 +569,76 @@ interface StepInputs {
   inShape: number[];
   outShape: number[];
   pad: [number, number];
+  /** The addon's kernels when they are used, with the conv geometry of one example. */
+  native?: NativeKernels;
+  convShape?: Int32Array;
+}
+
+/** The part of the addon's `kernels` object used here (see native/binding/kernels_binding.cpp). */
+interface NativeKernels {
+  threadCount(): number;
+  setThreadCount(n: number): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array): void;
+  batchMatMul(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
+}
+
+let nativeKernelsCache: NativeKernels | null | undefined;
+
+/** The addon's tensor kernels, or null when the addon is not built/loadable. */
+function nativeKernels(): NativeKernels | null {
+  if (nativeKernelsCache !== undefined) return nativeKernelsCache;
+  try {
+    const k = loadNative().kernels as NativeKernels | undefined;
+    nativeKernelsCache = k && typeof k.conv2dBackpropFilter === 'function' && typeof k.batchMatMul === 'function' ? k : null;
+  } catch {
+    nativeKernelsCache = null;
+  }
+  return nativeKernelsCache;
+}
+
+/** Zeroes the regions of `row` that belong to this step's tensors. */
+function clearStep(vs: ViewStep, row: Float32Array, inputs: StepInputs): void {
+  const { inShape, outShape } = inputs;
+  const out = outShape[outShape.length - 1];
+  if (vs.step.kind === 'dense') {
+    if (vs.kernel >= 0) row.fill(0, vs.kernel, vs.kernel + inShape[1] * out);
+  } else if (vs.step.kind === 'conv2d') {
+    const spec = vs.step.conv as Conv2DSpec;
+    if (vs.kernel >= 0) row.fill(0, vs.kernel, vs.kernel + spec.kernelH * spec.kernelW * inShape[3] * out);
+  } else if (vs.gamma >= 0) row.fill(0, vs.gamma, vs.gamma + out);
+  if (vs.bias >= 0) row.fill(0, vs.bias, vs.bias + out);
+  if (vs.beta >= 0) row.fill(0, vs.beta, vs.beta + out);
 }
 
 /**
- * Writes the per-example gradient of the seeded scalar for example `b` into `row` (which must be
- * zero on the view's offsets of this step). `d` is the gradient w.r.t. the step's pre-activation.
+ * Writes the per-example gradient of the seeded scalar for example `b` into `row`, overwriting
+ * every position of this step's tensors (the row may start uninitialised). `d` is the gradient
+ * w.r.t. the step's pre-activation, or undefined when the seed does not reach the step.
  */
-function writeExampleGradient(vs: ViewStep, inputs: StepInputs, d: Float32Array, b: number, row: Float32Array): void {
+function writeExampleGradient(vs: ViewStep, inputs: StepInputs, d: Float32Array | undefined, b: number, row: Float32Array): void {
   const { step } = vs;
   const { a, inShape, outShape } = inputs;
+  if (!d || step.kind !== 'dense') clearStep(vs, row, inputs);
+  if (!d) return;
   if (step.kind === 'dense') {
     const nIn = inShape[1];
     const nOut = outShape[1];
     const aOff = b * nIn;
     const dOff = b * nOut;
-    if (vs.kernel >= 0) {
+    if (vs.kernel >= 0 && inputs.native) {
+      // Outer product a_b ⊗ d_b as an [nIn×1]·[1×nOut] GEMM written straight into the row.
+      inputs.native.batchMatMul(
+        a.subarray(aOff, aOff + nIn), d.subarray(dOff, dOff + nOut), row.subarray(vs.kernel, vs.kernel + nIn * nOut),
+        1, 1, nIn, 1, nOut, false, false,
+      );
+    } else if (vs.kernel >= 0) {
       for (let p = 0; p < nIn; p++) {
         const ap = a[aOff + p];
-        if (ap === 0) continue;
         const base = vs.kernel + p * nOut;
+        if (ap === 0) {
+          row.fill(0, base, base + nOut);
+          continue;
+        }
         for (let q = 0; q < nOut; q++) row[base + q] = ap * d[dOff + q];
       }
     }
@@ -554,14 +650,24 @@ function writeExampleGradient(vs: ViewStep, inputs: StepInputs, d: Float32Array,
     const [, H, W, cin] = inShape;
     const [, Ho, Wo, cout] = outShape;
     const [padT, padL] = inputs.pad;
+    const hasBias = vs.bias >= 0;
     const [sH, sW] = spec.strides;
     const [dH, dW] = spec.dilation;
     const kH = spec.kernelH;
     const kW = spec.kernelW;
     const aBase = b * H * W * cin;
     const dBase = b * Ho * Wo * cout;
-    const hasKernel = vs.kernel >= 0;
-    const hasBias = vs.bias >= 0;
+    let hasKernel = vs.kernel >= 0;
+    if (hasKernel && inputs.native) {
+      // Σ_positions patch ⊗ δ is the filter gradient of a batch of one: im2col + GEMM natively.
+      const size = kH * kW * cin * cout;
+      inputs.native.conv2dBackpropFilter(
+        a.subarray(aBase, aBase + H * W * cin), d.subarray(dBase, dBase + Ho * Wo * cout),
+        row.subarray(vs.kernel, vs.kernel + size), inputs.convShape as Int32Array,
+      );
+      hasKernel = false;
+      if (!hasBias) return;
+    }
     for (let oh = 0; oh < Ho; oh++) {
       for (let ow = 0; ow < Wo; ow++) {
         const dp = dBase + (oh * Wo + ow) * cout;
@@ -622,12 +728,58 @@ function checkView(model: LayersModel, view: unknown): ParameterView {
  * (e_j − e_y for every example at once); per-example weight gradients are formed from the kept
  * activations (Dense: a ⊗ δ; Conv2D: Σ_positions patch ⊗ δ; biases: Σ δ; BN: Σ δ·x̂ and Σ δ).
  */
-export async function marginRows(
+export function marginRows(
   model: LayersModel,
   view: ParameterView,
   images: Float32Array,
   labels: ArrayLike<number>,
   options: MarginRowOptions,
+): Promise<MarginRows> {
+  return computeMarginRows(model, view, images, labels, options, undefined);
+}
+
+/** One row handed to a {@link forEachMarginRow} visitor. Its arrays are reused: copy what you keep. */
+export interface MarginRowVisit {
+  /**
+   * Row number (example-major, as in {@link MarginRows}). Rows are visited batch by batch and,
+   * within a batch, wrong class by wrong class, so row numbers are not visited in order.
+   */
+  row: number;
+  example: number;
+  wrongClass: number;
+  /** g = f_j − f_y + δ at the current weights. */
+  value: number;
+  /** format 'dense': the gradient (view.size floats), valid only during the call. */
+  dense?: Float32Array;
+  /** format 'sparse': nonzero entries, ascending indices, valid only during the call. */
+  sparse?: { index: Int32Array; value: Float32Array };
+}
+
+/**
+ * Like {@link marginRows}, but hands every row to `visit` in a reused buffer instead of allocating
+ * one per row, e.g. to append it to a native cut pool that copies it. Prefer this for many rows:
+ * a fresh 650 KB row costs far more to first touch (page faults) than to compute. The result has
+ * the row metadata (count, example, wrongClass, value) but no dense/sparse arrays.
+ */
+export function forEachMarginRow(
+  model: LayersModel,
+  view: ParameterView,
+  images: Float32Array,
+  labels: ArrayLike<number>,
+  options: MarginRowOptions,
+  visit: (row: MarginRowVisit) => void,
+): Promise<MarginRows> {
+  if (typeof visit !== 'function') return Promise.reject(new TypeError('visit must be a function'));
+  return computeMarginRows(model, view, images, labels, options, visit);
+}
+
+async function computeMarginRows(
+  model: LayersModel,
+  view: ParameterView,
+  images: Float32Array,
+  labels: ArrayLike<number>,
+  options: MarginRowOptions,
+  visit: ((row: MarginRowVisit) => void) | undefined,
 ): Promise<MarginRows> {
   checkView(model, view);
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
@@ -651,10 +803,18 @@ export async function marginRows(
     wrongClass: new Int32Array(total),
     value: new Float64Array(total),
   };
-  const dense: Float32Array[] | undefined = format === 'dense' ? new Array(total) : undefined;
-  const sparse: { index: Int32Array; value: Float32Array }[] | undefined = format === 'sparse' ? new Array(total) : undefined;
-  const scratch = format === 'sparse' ? new Float32Array(view.size) : undefined;
+  const dense: Float32Array[] | undefined = format === 'dense' && !visit ? new Array(total) : undefined;
+  const sparse: { index: Int32Array; value: Float32Array }[] | undefined = format === 'sparse' && !visit ? new Array(total) : undefined;
+  const scratch = format === 'sparse' || visit ? new Float32Array(view.size) : undefined;
+  const scratchIndex = format === 'sparse' && visit ? new Int32Array(view.size) : undefined;
+  const scratchValue = format === 'sparse' && visit ? new Float32Array(view.size) : undefined;
   const signal = options.signal;
+  const kernelChoice = options.kernels ?? 'auto';
+  if (kernelChoice !== 'auto' && kernelChoice !== 'native' && kernelChoice !== 'js') throw new RangeError("kernels must be 'auto', 'native' or 'js'");
+  const native = kernelChoice === 'js' ? null : nativeKernels();
+  if (kernelChoice === 'native' && !native) {
+    throw new AdvcorrectError('ERR_NATIVE_MISSING', "kernels: 'native' needs the advcorrect addon with its tensor kernels; build it with `npm run build:native`");
+  }
 
   for (let start = 0; start < n; start += batchSize) {
     checkAbort(signal);
@@ -680,8 +840,22 @@ export async function marginRows(
           a = input.dataSync() as Float32Array;
         }
         let pad: [number, number] = [0, 0];
-        if (vs.step.kind === 'conv2d') pad = samePadding(input.shape[1]!, input.shape[2]!, output.shape[1]!, output.shape[2]!, vs.step.conv!);
-        stepInputs.set(vs.step.index, { a, inShape: input.shape as number[], outShape: output.shape as number[], pad });
+        let convShape: Int32Array | undefined;
+        if (vs.step.kind === 'conv2d') {
+          const spec = vs.step.conv as Conv2DSpec;
+          const [, H, W, cin] = input.shape as number[];
+          const [, Ho, Wo, cout] = output.shape as number[];
+          pad = padOffsets(H, W, Ho, Wo, spec);
+          convShape = Int32Array.from([1, H, W, cin, Ho, Wo, cout, spec.kernelH, spec.kernelW, spec.strides[0], spec.strides[1], spec.dilation[0], spec.dilation[1], pad[0], pad[1]]);
+        }
+        stepInputs.set(vs.step.index, {
+          a,
+          inShape: input.shape as number[],
+          outShape: output.shape as number[],
+          pad,
+          ...(native && vs.step.kind !== 'bn' ? { native } : {}),
+          ...(convShape ? { convShape } : {}),
+        });
       }
       for (let pass = 0; pass < perExample; pass++) {
         checkAbort(signal);
@@ -719,19 +893,32 @@ export async function marginRows(
             t.dispose();
           }
         }
+        // One example per native call is too small to share between threads: OpenMP's fork/join
+        // costs more than the work (measured: 2.2 ms vs 0.08 ms for a 1568×100 outer product).
+        const threads = native ? native.threadCount() : 0;
+        if (native && threads !== 1) native.setThreadCount(1);
+        try {
         for (let b = 0; b < bsz; b++) {
           const r = (start + b) * perExample + pass;
           const y = labels[start + b];
           result.example[r] = start + b;
           result.wrongClass[r] = wrong[b];
           result.value[r] = logits[b * C + wrong[b]] - logits[b * C + y] + delta;
-          const row = dense ? new Float32Array(view.size) : (scratch as Float32Array).fill(0);
-          for (const vs of steps) {
-            const d = deltas.get(vs.step.index);
-            if (d) writeExampleGradient(vs, stepInputs.get(vs.step.index)!, d, b, row);
-          }
-          if (dense) dense[r] = row;
+          const row = dense ? uninitialisedFloat32(view.size) : (scratch as Float32Array);
+          for (const vs of steps) writeExampleGradient(vs, stepInputs.get(vs.step.index)!, deltas.get(vs.step.index), b, row);
+          if (visit) {
+            const info: MarginRowVisit = { row: r, example: start + b, wrongClass: wrong[b], value: result.value[r] };
+            if (format === 'dense') info.dense = row;
+            else {
+              const nnz = compressInto(row, scratchIndex as Int32Array, scratchValue as Float32Array);
+              info.sparse = { index: (scratchIndex as Int32Array).subarray(0, nnz), value: (scratchValue as Float32Array).subarray(0, nnz) };
+            }
+            visit(info);
+          } else if (dense) dense[r] = row;
           else (sparse as { index: Int32Array; value: Float32Array }[])[r] = compress(row);
+        }
+        } finally {
+          if (native && threads !== 1) native.setThreadCount(threads);
         }
       }
     } finally {
@@ -743,6 +930,27 @@ export async function marginRows(
   if (dense) result.dense = dense;
   if (sparse) result.sparse = sparse;
   return result;
+}
+
+/**
+ * A Float32Array whose contents are not zeroed (Buffer.allocUnsafe memory): the caller writes
+ * every element. Saves the zero-fill of a row of view.size floats that is overwritten anyway.
+ */
+function uninitialisedFloat32(length: number): Float32Array {
+  const bytes = Buffer.allocUnsafeSlow(length * 4);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, length);
+}
+
+function compressInto(row: Float32Array, index: Int32Array, value: Float32Array): number {
+  let k = 0;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    if (v !== 0) {
+      index[k] = i;
+      value[k++] = v;
+    }
+  }
+  return k;
 }
 
 function compress(row: Float32Array): { index: Int32Array; value: Float32Array } {
