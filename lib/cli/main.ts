@@ -16,6 +16,8 @@ const program = new Command()
 
 // Each command module adds its subcommands; one line per module.
 const commandModules: Array<() => Promise<{ register(program: Command): void }>> = [
+  () => import('./eval.js'),
+  () => import('./attack.js'),
   () => import('./data.js'),
   () => import('./qp.js'),
 ];
