@@ -20,6 +20,7 @@ function collect(value: string, previous: string[]): string[] {
 
 function fmt(value: number, digits = 3): string {
   if (!Number.isFinite(value)) return String(value);
+  if (value === 0) return '0';
   return Math.abs(value) >= 1e6 || (Math.abs(value) < 1e-3 && value !== 0) ? value.toExponential(digits) : value.toPrecision(digits + 4);
 }
 
@@ -58,7 +59,7 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
   const controller = new AbortController();
   const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
   process.once('SIGINT', onSigint);
-  let lastReport = 0;
+  let lastReport = Date.now();
   const progress = (p: { iteration: number; primalResidual: number; dualResidual: number; elapsedMs: number }): void => {
     if (flags.quiet) return;
     const now = Date.now();
@@ -201,7 +202,7 @@ export function register(program: Command): void {
         .choices(['auto', 'dual', 'admm'])
         .default('auto'),
     )
-    .option('--eps <tol>', 'target accuracy (dual: KKT tolerance; ADMM: eps_abs = eps_rel)', parsePositiveNumber, DEFAULT_QP_EPS)
+    .option('--eps <tol>', 'target absolute accuracy (dual: KKT tolerance; ADMM: eps_abs, with eps_rel = 0)', parsePositiveNumber, DEFAULT_QP_EPS)
     .option('--time-limit <seconds>', 'wall-clock limit for the solve', parsePositiveNumber)
     .option('--max-iter <n>', 'iteration limit', parsePositiveInteger)
     .option('--solution-out <file>', 'write the solution as a Gurobi-style .sol file')

@@ -16,14 +16,17 @@ import { AdvcorrectError, abortError } from '../errors.js';
 import { writeLp } from './lp-writer.js';
 import { checkProblemShape, genericNames, writeQps } from './qps.js';
 import { kktResiduals, type KktEvaluation } from './residuals.js';
+import { solveAdmm } from './admm.js';
 import type { QpProgress, QpResult, QpSolverName, QuadraticProgram } from './types.js';
 
 export type QpSolverChoice = 'auto' | QpSolverName;
 
 export interface SolveQpOptions {
   solver?: QpSolverChoice;
-  /** Target accuracy (dual: KKT tolerance; ADMM: eps_abs = eps_rel). Default 1e-8. */
+  /** Target absolute accuracy (dual: KKT tolerance; ADMM: eps_abs). Default 1e-8. */
   eps?: number;
+  /** ADMM's relative tolerance eps_rel (default 0: pure absolute termination, as qpbenchmark runs OSQP). */
+  epsRel?: number;
   /** Wall-clock limit in ms (0 or absent: none). */
   timeLimitMs?: number;
   /** Iteration limit (absent: the solver's default). */
@@ -43,14 +46,13 @@ export interface SolveQpResult extends QpResult {
 
 export const DEFAULT_QP_EPS = 1e-8;
 
-// The solver modules (lib/qp/cut-pool.ts, lib/qp/admm.ts) are loaded on first use.
+// lib/qp/cut-pool.ts is loaded on first use (it may be absent from a partial build).
 interface CutPoolLike {
   appendSparse(index: Int32Array, value: Float64Array, upper: number, lower?: number): unknown;
   solve(w0: Float64Array, options: Record<string, unknown>): Promise<QpResult>;
   dispose?(): void;
 }
 type CutPoolCtor = new (n: number, options: { diagonal?: Float64Array; lower?: Float64Array; upper?: Float64Array }) => CutPoolLike;
-type SolveAdmmFn = (problem: QuadraticProgram, options: Record<string, unknown>) => Promise<QpResult>;
 
 async function loadSolverModule<T>(file: string, exportName: string, what: string): Promise<T> {
   const specifier = `./${file}`;
@@ -99,6 +101,8 @@ function checkOptions(options: SolveQpOptions): void {
     throw new RangeError(`options.solver must be 'auto', 'dual' or 'admm', got '${String(solver)}'`);
   if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)))
     throw new RangeError('options.eps must be a positive finite number');
+  if (options.epsRel !== undefined && (typeof options.epsRel !== 'number' || !(options.epsRel >= 0) || !Number.isFinite(options.epsRel)))
+    throw new RangeError('options.epsRel must be a finite number ≥ 0');
   if (timeLimitMs !== undefined && (typeof timeLimitMs !== 'number' || !(timeLimitMs >= 0)))
     throw new RangeError('options.timeLimitMs must be a number ≥ 0');
   if (maxIterations !== undefined && (!Number.isInteger(maxIterations) || maxIterations <= 0))
@@ -141,10 +145,9 @@ export async function solveQp(problem: QuadraticProgram, options: SolveQpOptions
 
 async function solveByAdmm(problem: QuadraticProgram, options: SolveQpOptions): Promise<QpResult> {
   const eps = options.eps ?? DEFAULT_QP_EPS;
-  const solveAdmm = await loadSolverModule<SolveAdmmFn>('admm.js', 'solveAdmm', 'ADMM solver');
   return solveAdmm(problem, {
     epsAbs: eps,
-    epsRel: eps,
+    epsRel: options.epsRel ?? 0,
     timeLimitMs: options.timeLimitMs,
     maxIterations: options.maxIterations,
     signal: options.signal,
