@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import './prod.js';
 // tfjs-layers' bundle registers the gradient functions of every op (tfjs-core's does not).
 import '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../errors.js';
