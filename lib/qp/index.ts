@@ -1,0 +1,39 @@
+/**
+ * Public API of lib/qp: types, the QPS/LP/.sol interchange, independent residuals, the solver
+ * dispatch and the solvers themselves.
+ */
+export * from './types.js';
+export { readQps, readQpsFile, writeQps, formatNumber, QPS_INFINITY, type ReadQpsOptions } from './qps.js';
+export { writeLp, isValidLpName } from './lp-writer.js';
+export {
+  readSolution,
+  readSolutionFile,
+  writeSolution,
+  writeSolutionFile,
+  solutionVector,
+  type SolutionFile,
+} from './solution.js';
+export {
+  evaluatePrimal,
+  kktResiduals,
+  objectiveValue,
+  isSuccess,
+  isSolvedStatus,
+  distance,
+  multiplyA,
+  multiplyP,
+  type PrimalEvaluation,
+  type KktEvaluation,
+} from './residuals.js';
+export {
+  solveQp,
+  positiveDiagonal,
+  cutQpToProblem,
+  dumpCutQpData,
+  DEFAULT_QP_EPS,
+  type SolveQpOptions,
+  type SolveQpResult,
+  type QpSolverChoice,
+  type CutQpData,
+} from './solve.js';
+export * from './admm.js';
