@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { CIFAR10_NORMALIZATION, type Normalization } from '../data/datasets.js';
 
@@ -201,9 +200,4 @@ export function buildModel(arch: ArchName, options: BuildOptions = {}): tfl.Laye
 /** Number of trainable parameters of a model. */
 export function countTrainableParams(model: tfl.LayersModel): number {
   return model.trainableWeights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
-}
-
-/** Runs the model on NHWC images in inference mode (BatchNorm uses its moving statistics); returns logits. */
-export function predictLogits(model: tfl.LayersModel, images: tf.Tensor4D, batchSize = 256): tf.Tensor2D {
-  return model.predict(images, { batchSize }) as tf.Tensor2D;
 }

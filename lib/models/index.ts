@@ -1,3 +1,6 @@
+// Barrel of lib/models. Other engineers' modules are added here on request.
 export * from './architectures.js';
 export * from './io.js';
 export { readNpz, writeNpz, parseNpz, encodeNpz, parseNpy, encodeNpy, unzip, type NpyArray, type NpyDtype } from './npz.js';
+export * from './parameters.js';
+export * from './gradients.js';
