@@ -284,7 +284,7 @@ export async function pgdWithMargins(model: LayersModel, images: Float32Array, l
         if (options.signal?.aborted) throw abortError(options.signal);
         const g = inputGradient(model, p, x, batchLabels);
         signStep(x, g, alphaC, dir, lower, upper, p.channels);
-        if (step % 8 === 7) await yieldToEventLoop();
+        await yieldToEventLoop();
       }
       const logits = predictLogits(model, x, { batchSize: p.batchSize });
       const m = marginsFromLogits(logits, marginLabels.subarray(start, end), classes);

@@ -920,6 +920,7 @@ async function computeMarginRows(
         } finally {
           if (native && threads !== 1) native.setThreadCount(threads);
         }
+        if (pass + 1 < perExample) await yieldToEventLoop();
       }
     } finally {
       for (const t of kept) t.dispose();
