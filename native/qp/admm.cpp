@@ -65,6 +65,7 @@ class Iteration {
   void ActiveSet(const Vec& z, const Vec& y, std::vector<char>& set) const;
   // Tries polishing from (x, z, y); on success (better residuals) replaces them.
   bool Polish(Vec& x, Vec& z, Vec& y, Residuals& res);
+  bool PolishWith(const std::vector<char>& set, double delta, Vec& xp, Vec& zp, Vec& yfull, Residuals& rp);
 
   AdmmBackend& b_;
   const AdmmSettings& s_;
@@ -182,33 +183,38 @@ void Iteration::ActiveSet(const Vec& z, const Vec& y, std::vector<char>& set) co
   }
 }
 
-bool Iteration::Polish(Vec& x, Vec& z, Vec& y, Residuals& res) {
-  std::vector<char> set;
-  ActiveSet(z, y, set);
+bool Iteration::PolishWith(const std::vector<char>& set, double delta, Vec& xp, Vec& zp, Vec& yfull,
+                           Residuals& rp) {
   std::vector<int> active;
-  Vec rs;
   for (int i = 0; i < b_.rows; ++i)
     if (set[i]) active.push_back(i);
-  rs.resize(active.size());
+  Vec rs(active.size());
   for (size_t k = 0; k < active.size(); ++k) {
     const int i = active[k];
     rs[k] = set[i] == 1 ? b_.l[i] : b_.u[i];
     if (!std::isfinite(rs[k])) return false;
   }
-  if (b_.FactorPolish(active, s_.delta) != AdmmBackend::FactorResult::kOk) return false;
+  if (b_.FactorPolish(active, delta) != AdmmBackend::FactorResult::kOk) return false;
   const Vec rx = -b_.q;
-  Vec xp, ys;
+  Vec ys;
   b_.SolvePolish(rx, rs, xp, ys);
-  Vec yfull = Vec::Zero(b_.rows), dx, dys;
-  Vec top(b_.n), bottom(active.size());
-  for (int it = 0; it < s_.polish_refine_iter; ++it) {
-    // Residual of the unperturbed reduced KKT system [P̄, Ā_Sᵀ; Ā_S, 0].
+  yfull = Vec::Zero(b_.rows);
+  Vec dx, dys, top(b_.n), bottom(active.size());
+  // Iterative refinement against the unperturbed reduced KKT system [P̄, Ā_Sᵀ; Ā_S, 0]:
+  // at least polish_refine_iter steps while the residual keeps falling, at most 4× that.
+  double last = INFINITY;
+  const double rhs_norm = std::max(InfNorm(rx), InfNorm(rs));
+  for (int it = 0; it < 4 * s_.polish_refine_iter; ++it) {
     for (size_t k = 0; k < active.size(); ++k) yfull[active[k]] = ys[k];
     b_.MultiplyP(xp, px_);
     b_.MultiplyAt(yfull, aty_);
     b_.MultiplyA(xp, ax_);
     top = rx - px_ - aty_;
     for (size_t k = 0; k < active.size(); ++k) bottom[k] = rs[k] - ax_[active[k]];
+    const double now = std::max(InfNorm(top), InfNorm(bottom));
+    if (!(now > 1e-15 * (1 + rhs_norm))) break;
+    if (it >= s_.polish_refine_iter && now > 0.5 * last) break;
+    last = now;
     b_.SolvePolish(top, bottom, dx, dys);
     xp += dx;
     ys += dys;
@@ -217,19 +223,51 @@ bool Iteration::Polish(Vec& x, Vec& z, Vec& y, Residuals& res) {
   for (size_t k = 0; k < active.size(); ++k) yfull[active[k]] = ys[k];
   if (!xp.allFinite() || !yfull.allFinite()) return false;
   b_.MultiplyA(xp, ax_);
-  Vec zp;
   Project(ax_, zp);
-  Residuals rp = Compute(xp, zp, yfull, true);
-  const double floor = 1e-12;
-  if (rp.prim <= std::max(res.prim, floor) && rp.dual <= std::max(res.dual, floor) &&
-      rp.sign_violation <= std::max(rp.eps_dual, floor)) {
-    x = xp;
-    z = zp;
-    y = yfull;
-    res = rp;
-    return true;
+  rp = Compute(xp, zp, yfull, true);
+  return true;
+}
+
+bool Iteration::Polish(Vec& x, Vec& z, Vec& y, Residuals& res) {
+  // Candidate active sets: OSQP's guess, then only the rows with a clearly non-zero
+  // multiplier (degenerate vertices make the first over-determined), each with δ and δ/1e3.
+  std::vector<char> guess, strict;
+  ActiveSet(z, y, guess);
+  const double ymax = InfNorm(y);
+  strict = guess;
+  for (int i = 0; i < b_.rows; ++i) {
+    const bool equality = std::isfinite(b_.u[i]) && b_.u[i] - b_.l[i] <= 1e-14 * std::max(1.0, std::abs(b_.u[i]));
+    if (!equality && std::abs(y[i]) <= 1e-7 * ymax) strict[i] = 0;
   }
-  return false;
+  const double floor = 1e-12;
+  bool found = false;
+  Residuals best;
+  Vec bx, bz, by;
+  const std::vector<char>* sets[2] = {&guess, &strict};
+  for (int which = 0; which < 2 && !found; ++which) {
+    if (which == 1 && strict == guess) break;
+    for (double delta : {s_.delta, s_.delta * 1e-3}) {
+      Vec xp, zp, yp;
+      Residuals rp;
+      if (!PolishWith(*sets[which], delta, xp, zp, yp, rp)) continue;
+      const bool better = rp.prim <= std::max(res.prim, floor) && rp.dual <= std::max(res.dual, floor) &&
+                          rp.sign_violation <= std::max(rp.eps_dual, floor);
+      if (better && (!found || std::max(rp.prim, rp.dual) < std::max(best.prim, best.dual))) {
+        found = true;
+        best = rp;
+        bx = xp;
+        bz = zp;
+        by = yp;
+      }
+      if (found && Converged(best)) break;
+    }
+  }
+  if (!found) return false;
+  x = bx;
+  z = bz;
+  y = by;
+  res = best;
+  return true;
 }
 
 void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
