@@ -20,6 +20,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./attack.js'),
   () => import('./data.js'),
   () => import('./qp.js'),
+  () => import('./train.js'),
 ];
 
 async function main(): Promise<void> {
