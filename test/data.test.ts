@@ -212,7 +212,8 @@ describe('MNIST and Fashion-MNIST', () => {
 
   it('loads Fashion-MNIST from the Debian package', async function () {
     if (!existsSync('/usr/share/datasets/fashion-mnist') && !process.env.ADVCORRECT_FASHION_MNIST_DIR) {
-      this.skip(); // apt-get install dataset-fashion-mnist
+      console.log('      (skipped: Fashion-MNIST is not installed; apt-get install dataset-fashion-mnist)');
+      this.skip();
     }
     const ds = await loadDataset('fashion-mnist', 'test', { dir: path.join(tmp, 'cache-fashion') });
     assert.equal(ds.count, 10000);

@@ -7,11 +7,7 @@ import type { DecodedPng } from './png.js';
 export const CIFAR_RECORD_BYTES = 1 + 3 * 32 * 32;
 const PLANE = 32 * 32;
 
-/**
- * Parses CIFAR-10 binary batches (`data_batch_N.bin`, `test_batch.bin`, or any concatenation) into one
- * NHWC data set in [0, 1]. `what` names the source in error messages.
- */
-export function parseCifar(buffers: Uint8Array[], name = 'cifar10', what: string[] = []): ImageDataset {
+function countRecords(buffers: Uint8Array[], what: string[]): number {
   let count = 0;
   buffers.forEach((buffer, b) => {
     const label = what[b] ?? `CIFAR batch ${b + 1}`;
@@ -25,31 +21,43 @@ export function parseCifar(buffers: Uint8Array[], name = 'cifar10', what: string
     }
     count += buffer.length / CIFAR_RECORD_BYTES;
   });
+  return count;
+}
+
+/** Decodes records [from, to) of one buffer into images/labels starting at example `n`. */
+function decodeRecords(buffer: Uint8Array, from: number, to: number, images: Float32Array, labels: Uint8Array, n: number, what: string): void {
+  for (let r = from; r < to; r++, n++) {
+    const base = r * CIFAR_RECORD_BYTES;
+    const label = buffer[base];
+    if (label > 9) throw new AdvcorrectError('ERR_DATA', `${what}: record ${r} has label ${label} (> 9): not a CIFAR-10 binary batch`);
+    labels[n] = label;
+    const out = n * 3 * PLANE;
+    for (let p = 0; p < PLANE; p++) {
+      images[out + 3 * p] = buffer[base + 1 + p] / 255;
+      images[out + 3 * p + 1] = buffer[base + 1 + PLANE + p] / 255;
+      images[out + 3 * p + 2] = buffer[base + 1 + 2 * PLANE + p] / 255;
+    }
+  }
+}
+
+/**
+ * Parses CIFAR-10 binary batches (`data_batch_N.bin`, `test_batch.bin`, or any concatenation) into one
+ * NHWC data set in [0, 1]. `what` names the sources in error messages.
+ */
+export function parseCifar(buffers: Uint8Array[], name = 'cifar10', what: string[] = []): ImageDataset {
+  const count = countRecords(buffers, what);
   const images = new Float32Array(count * 3 * PLANE);
   const labels = new Uint8Array(count);
   let n = 0;
   buffers.forEach((buffer, b) => {
     const records = buffer.length / CIFAR_RECORD_BYTES;
-    for (let r = 0; r < records; r++, n++) {
-      const base = r * CIFAR_RECORD_BYTES;
-      const label = buffer[base];
-      if (label > 9) {
-        throw new AdvcorrectError(
-          'ERR_DATA',
-          `${what[b] ?? `CIFAR batch ${b + 1}`}: record ${r} has label ${label} (> 9): not a CIFAR-10 binary batch`,
-        );
-      }
-      labels[n] = label;
-      const out = n * 3 * PLANE;
-      for (let p = 0; p < PLANE; p++) {
-        images[out + 3 * p] = buffer[base + 1 + p] / 255;
-        images[out + 3 * p + 1] = buffer[base + 1 + PLANE + p] / 255;
-        images[out + 3 * p + 2] = buffer[base + 1 + 2 * PLANE + p] / 255;
-      }
-    }
+    decodeRecords(buffer, 0, records, images, labels, n, what[b] ?? `CIFAR batch ${b + 1}`);
+    n += records;
   });
   return { name, images, labels, count, height: 32, width: 32, channels: 3, numClasses: 10 };
 }
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Reads CIFAR-10 binary batch files from disk and concatenates them in the given order. */
 export async function readCifar(files: string[], name = 'cifar10'): Promise<ImageDataset> {
@@ -63,7 +71,21 @@ export async function readCifar(files: string[], name = 'cifar10'): Promise<Imag
       }
     }),
   );
-  return parseCifar(buffers, name, files);
+  // Decode in slices of 2,000 records, yielding in between, so a 50,000-image load does not block the event loop.
+  const count = countRecords(buffers, files);
+  const images = new Float32Array(count * 3 * PLANE);
+  const labels = new Uint8Array(count);
+  let n = 0;
+  for (let b = 0; b < buffers.length; b++) {
+    const records = buffers[b].length / CIFAR_RECORD_BYTES;
+    for (let from = 0; from < records; from += 2000) {
+      const to = Math.min(records, from + 2000);
+      decodeRecords(buffers[b], from, to, images, labels, n, files[b]);
+      n += to - from;
+      await yieldToEventLoop();
+    }
+  }
+  return { name, images, labels, count, height: 32, width: 32, channels: 3, numClasses: 10 };
 }
 
 /**

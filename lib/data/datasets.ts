@@ -84,7 +84,12 @@ export async function loadIdxDataset(
   const images = new Float32Array(imageArray.data.length);
   if (imageArray.dtype === 'uint8') {
     const src = imageArray.data;
-    for (let i = 0; i < src.length; i++) images[i] = src[i] / 255;
+    // In slices with yields in between: the MNIST training images are 47 M values.
+    for (let start = 0; start < src.length; start += 1 << 22) {
+      const end = Math.min(src.length, start + (1 << 22));
+      for (let i = start; i < end; i++) images[i] = src[i] / 255;
+      if (end < src.length) await new Promise((resolve) => setImmediate(resolve));
+    }
   } else {
     images.set(imageArray.data);
   }
