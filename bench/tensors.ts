@@ -1,0 +1,354 @@
+/**
+ * `npm run bench:tensors`: tensor throughput per available backend, written to
+ * docs/benchmarks/tensors.md (and tensors.json). Each backend runs in its own child process
+ * (`node dist/bench/tensors.js --child <backend>`), so warm-up and memory do not leak across.
+ *
+ *   --backends a,b   only these backends (default: every available one)
+ *   --quick          a tenth of the work (a smoke run; figures noisier)
+ *   --no-write       print the table, do not touch docs/
+ */
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { availableBackends, type BackendName, initBackend } from '../lib/backend/index.js';
+import { nativeKernels } from '../lib/backend/native-kernels.js';
+import { loadDataset, takeFirst } from '../lib/data/index.js';
+import { fgsm, pgd } from '../lib/attacks/index.js';
+import { buildModel } from '../lib/models/architectures.js';
+import { cleanLossGradient, marginRows } from '../lib/models/gradients.js';
+import { ParameterView } from '../lib/models/parameters.js';
+import { trainModel } from '../lib/models/train.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+
+/** Share of the full work each backend does (the slow ones extrapolate from less). */
+const WORK: Record<BackendName, number> = { tensorflow: 1, native: 1, wasm: 0.4, cpu: 0.02 };
+
+interface Figure {
+  /** What was measured. */
+  name: string;
+  arch: 'cnnlight' | 'cnn';
+  /** Units per second. */
+  rate: number;
+  unit: string;
+  /** Units actually run and their wall time. */
+  units: number;
+  seconds: number;
+  /** Forward-pass-equivalent FLOPs per unit (see flopsPerUnit). */
+  flopsPerUnit: number;
+  /** Time for the target workload at this rate, and the target. */
+  workload?: { units: number; label: string; seconds: number; targetSeconds?: number };
+}
+
+interface ChildReport {
+  backend: BackendName;
+  figures: Figure[];
+  kernels: Array<{ name: string; ms: number; flops: number }>;
+}
+
+/** Forward FLOPs of one image (multiply-adds × 2 of conv and dense layers). */
+function forwardFlops(model: tfl.LayersModel): number {
+  let flops = 0;
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    const weights = layer.getWeights();
+    if (weights.length === 0) continue;
+    const kernel = weights[0].shape as number[];
+    if (cls === 'Conv2D') {
+      const out = layer.outputShape as number[];
+      if (kernel.length !== 4) continue;
+      flops += 2 * out[1] * out[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3];
+    } else if (cls === 'Dense') {
+      flops += 2 * kernel[0] * kernel[1];
+    }
+  }
+  return flops;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeIt<T>(f: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+  const start = performance.now();
+  const value = await f();
+  return { value, seconds: (performance.now() - start) / 1000 };
+}
+
+async function runChild(backend: BackendName, quick: boolean): Promise<ChildReport> {
+  await initBackend(backend);
+  const scale = WORK[backend] * (quick ? 0.1 : 1);
+  const n = (full: number, min = 8) => Math.max(min, Math.round(full * scale));
+  const train = await loadDataset('mnist', 'train');
+  const test = await loadDataset('mnist', 'test');
+  const figures: Figure[] = [];
+
+  for (const arch of ['cnnlight', 'cnn'] as const) {
+    const model = buildModel(arch, { seed: 1 });
+    const F = forwardFlops(model);
+    // Warm-up (kernel set-up, JIT, wasm heap growth).
+    await trainModel(model, takeFirst(train, 128), { epochs: 1, seed: 1 });
+
+    const trainN = n(6400, 64);
+    const t = await timeIt(() => trainModel(model, takeFirst(train, trainN), { epochs: 1, seed: 2 }));
+    figures.push({
+      name: 'training (batch 64, Adam)',
+      arch,
+      rate: trainN / t.seconds,
+      unit: 'examples/s',
+      units: trainN,
+      seconds: t.seconds,
+      flopsPerUnit: 3 * F,
+      workload: { units: 60000, label: 'one MNIST epoch (60k)', seconds: (60000 * t.seconds) / trainN, ...(arch === 'cnn' ? { targetSeconds: 60 } : {}) },
+    });
+
+    const view = new ParameterView(model);
+    const rowN = n(1000, 16);
+    const images = test.images.subarray(0, rowN * 784);
+    const labels = test.labels.subarray(0, rowN);
+    await marginRows(model, view, test.images.subarray(0, 16 * 784), test.labels.subarray(0, 16), { delta: 0, classes: 'worst', format: 'dense' });
+    const worst = await timeIt(() => marginRows(model, view, images, labels, { delta: 0, classes: 'worst', format: 'dense' }));
+    figures.push({
+      name: 'per-example gradient rows (worst class, dense)',
+      arch,
+      rate: worst.value.count / worst.seconds,
+      unit: 'rows/s',
+      units: worst.value.count,
+      seconds: worst.seconds,
+      flopsPerUnit: 3 * F,
+      ...(arch === 'cnn' ? { workload: { units: 2000, label: '2,000 rows', seconds: (2000 * worst.seconds) / worst.value.count, targetSeconds: 1 } } : {}),
+    });
+    const allN = Math.max(8, Math.round(rowN / 4));
+    const all = await timeIt(() =>
+      marginRows(model, view, images.subarray(0, allN * 784), labels.subarray(0, allN), { delta: 0, classes: 'all', format: 'dense' }),
+    );
+    figures.push({
+      name: 'per-example gradient rows (all 9 wrong classes, dense)',
+      arch,
+      rate: all.value.count / all.seconds,
+      unit: 'rows/s',
+      units: all.value.count,
+      seconds: all.seconds,
+      flopsPerUnit: F / 9 + 2 * F,
+    });
+
+    if (arch === 'cnn') {
+      const fgsmN = n(10000, 64);
+      const f = await timeIt(() => fgsm(model, test.images.subarray(0, fgsmN * 784), test.labels.subarray(0, fgsmN), { eps: 0.1 }));
+      figures.push({
+        name: 'FGSM (ε 0.1)',
+        arch,
+        rate: fgsmN / f.seconds,
+        unit: 'images/s',
+        units: fgsmN,
+        seconds: f.seconds,
+        flopsPerUnit: 2 * F,
+        workload: { units: 10000, label: '10k test images', seconds: (10000 * f.seconds) / fgsmN, targetSeconds: 5 },
+      });
+      const pgdN = n(1000, 16);
+      const p = await timeIt(() =>
+        pgd(model, test.images.subarray(0, pgdN * 784), test.labels.subarray(0, pgdN), { eps: 0.1, steps: 40, stepSize: 0.01 }),
+      );
+      figures.push({
+        name: 'PGD-40 (ε 0.1, step 0.01)',
+        arch,
+        rate: pgdN / p.seconds,
+        unit: 'images/s',
+        units: pgdN,
+        seconds: p.seconds,
+        flopsPerUnit: 40 * 2 * F,
+        workload: { units: 10000, label: '10k test images', seconds: (10000 * p.seconds) / pgdN, targetSeconds: 120 },
+      });
+    }
+    const gradN = n(10000, 64);
+    const g = await timeIt(() => cleanLossGradient(model, view, train.images.subarray(0, gradN * 784), train.labels.subarray(0, gradN)));
+    figures.push({
+      name: 'mean clean-loss gradient',
+      arch,
+      rate: gradN / g.seconds,
+      unit: 'images/s',
+      units: gradN,
+      seconds: g.seconds,
+      flopsPerUnit: 3 * F,
+      workload: { units: 10000, label: 'over 10k images', seconds: (10000 * g.seconds) / gradN },
+    });
+    model.dispose();
+  }
+  return { backend, figures, kernels: kernelTimes(quick) };
+}
+
+/** Median wall time of the heavy kernels at the CNN's training shapes (batch 64). */
+function kernelTimes(quick: boolean): ChildReport['kernels'] {
+  const reps = quick ? 5 : 21;
+  const out: ChildReport['kernels'] = [];
+  const r = (shape: [number, number, number, number]) => tf.randomUniform(shape, -1, 1) as tf.Tensor4D;
+  const x1 = r([64, 30, 30, 1]);
+  const w1 = r([3, 3, 1, 16]);
+  const x2 = r([64, 16, 16, 16]);
+  const w2 = r([3, 3, 16, 32]);
+  const dy2 = r([64, 7, 7, 32]);
+  const a = tf.randomUniform([64, 1568], -1, 1) as tf.Tensor2D;
+  const W = tf.randomUniform([1568, 100], -1, 1) as tf.Tensor2D;
+  const dyd = tf.randomUniform([64, 100], -1, 1) as tf.Tensor2D;
+  const cases: Array<{ name: string; flops: number; f: () => tf.Tensor }> = [
+    { name: 'conv1 forward 64×30×30×1 ⊛ 3×3×1×16 /2', flops: 2 * 64 * 14 * 14 * 9 * 16, f: () => tf.conv2d(x1, w1, 2, 'valid') },
+    { name: 'conv2 forward 64×16×16×16 ⊛ 3×3×16×32 /2', flops: 2 * 64 * 7 * 7 * 144 * 32, f: () => tf.conv2d(x2, w2, 2, 'valid') },
+    {
+      name: 'conv2 backprop input',
+      flops: 2 * 64 * 7 * 7 * 144 * 32,
+      f: () => tf.conv2dTranspose(dy2, w2, [64, 16, 16, 16], 2, 'valid'),
+    },
+    {
+      name: 'conv2 backprop filter',
+      flops: 2 * 64 * 7 * 7 * 144 * 32,
+      f: () => tf.grad((w: tf.Tensor) => tf.conv2d(x2, w as tf.Tensor4D, 2, 'valid'))(w2, dy2),
+    },
+    { name: 'dense 64×1568 · 1568×100', flops: 2 * 64 * 1568 * 100, f: () => tf.matMul(a, W) },
+    { name: 'dense dW = xᵀ·dy', flops: 2 * 64 * 1568 * 100, f: () => tf.matMul(a, dyd, true, false) },
+    { name: 'dense dx = dy·Wᵀ', flops: 2 * 64 * 1568 * 100, f: () => tf.matMul(dyd, W, false, true) },
+  ];
+  for (const c of cases) {
+    tf.dispose(c.f());
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const start = performance.now();
+      const y = c.f();
+      y.dataSync();
+      times.push(performance.now() - start);
+      y.dispose();
+    }
+    out.push({ name: c.name, ms: median(times), flops: c.flops });
+  }
+  tf.dispose([x1, w1, x2, w2, dy2, a, W, dyd]);
+  return out;
+}
+
+function fmtRate(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function fmtSeconds(s: number): string {
+  if (s >= 120) return `${(s / 60).toFixed(1)} min`;
+  if (s >= 10) return `${s.toFixed(0)} s`;
+  if (s >= 0.1) return `${s.toFixed(2)} s`;
+  return `${(s * 1000).toFixed(1)} ms`;
+}
+
+function renderMarkdown(reports: ChildReport[], peak: { gflops1: number; gflops2: number } | undefined, meta: Record<string, string>): string {
+  const lines: string[] = [];
+  lines.push('# Tensor benchmark');
+  lines.push('');
+  lines.push('Written by `npm run bench:tensors` (bench/tensors.ts). Models: the paper\'s CNNLight (41,008 parameters) and CNN');
+  lines.push('(162,710) built by `buildModel` with random weights; MNIST images; each backend measured in its own process.');
+  lines.push('');
+  for (const [k, v] of Object.entries(meta)) lines.push(`- ${k}: ${v}`);
+  lines.push('');
+  const peakGflops = peak ? Math.max(peak.gflops1, peak.gflops2) : undefined;
+  if (peak) {
+    lines.push(
+      `Peak measured by the addon's own float32 GEMM (Eigen, 1024³, \`measureGemmGflops\`): ${peak.gflops1.toFixed(1)} GFLOP/s on 1 thread, ` +
+        `${peak.gflops2.toFixed(1)} GFLOP/s on all threads. The "FLOP-limited" column is the time the work would take at ` +
+        `${peakGflops!.toFixed(1)} GFLOP/s, counting 2·(multiply-adds) of the conv and dense layers only (element-wise work ` +
+        'ignored): with F the forward FLOPs of one image (CNNLight 0.22 M, CNN 0.82 M), training and a clean-loss gradient ' +
+        'cost 3F per image, FGSM 2F, PGD-40 80F, one worst-class gradient row 3F, a row of the all-classes form F/9 + 2F.',
+    );
+    lines.push('');
+  }
+  lines.push('| backend | model | figure | rate | work measured | FLOPs/unit | workload | time at this rate | target | FLOP-limited time |');
+  lines.push('|---|---|---|---:|---|---:|---|---:|---:|---:|');
+  for (const report of reports) {
+    for (const f of report.figures) {
+      const wl = f.workload;
+      const limit = peakGflops && wl ? fmtSeconds((wl.units * f.flopsPerUnit) / (peakGflops * 1e9)) : '';
+      const met = wl?.targetSeconds !== undefined ? (wl.seconds <= wl.targetSeconds ? ' ✔' : ' ✘') : '';
+      lines.push(
+        `| ${report.backend} | ${f.arch} | ${f.name} | ${fmtRate(f.rate)} ${f.unit} | ${f.units} in ${fmtSeconds(f.seconds)} | ` +
+          `${(f.flopsPerUnit / 1e6).toFixed(2)} M | ${wl?.label ?? ''} | ${wl ? fmtSeconds(wl.seconds) : ''}${met} | ` +
+          `${wl?.targetSeconds !== undefined ? `≤ ${fmtSeconds(wl.targetSeconds)}` : ''} | ${limit} |`,
+      );
+    }
+  }
+  lines.push('');
+  lines.push('## Kernels (CNN training shapes, batch 64; median wall time)');
+  lines.push('');
+  const names = reports[0]?.kernels.map((k) => k.name) ?? [];
+  lines.push(`| kernel | MFLOP | ${reports.map((r) => r.backend).join(' | ')} |`);
+  lines.push(`|---|---:|${reports.map(() => '---:').join('|')}|`);
+  for (const name of names) {
+    const flops = reports[0].kernels.find((k) => k.name === name)!.flops;
+    const cells = reports.map((r) => {
+      const k = r.kernels.find((kk) => kk.name === name);
+      return k ? `${k.ms.toFixed(2)} ms (${(flops / k.ms / 1e6).toFixed(1)} GFLOP/s)` : '';
+    });
+    lines.push(`| ${name} | ${(flops / 1e6).toFixed(1)} | ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const childIndex = args.indexOf('--child');
+  if (childIndex >= 0) {
+    const report = await runChild(args[childIndex + 1] as BackendName, quick);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  const backendsIndex = args.indexOf('--backends');
+  const backends = backendsIndex >= 0 ? (args[backendsIndex + 1].split(',') as BackendName[]) : await availableBackends();
+  let peak: { gflops1: number; gflops2: number } | undefined;
+  try {
+    const k = nativeKernels();
+    const threads = k.threadCount();
+    k.setThreadCount(1);
+    const gflops1 = Math.max(k.measureGemmGflops(1024, 3), k.measureGemmGflops(1024, 3));
+    k.setThreadCount(threads);
+    const gflops2 = Math.max(k.measureGemmGflops(1024, 3), k.measureGemmGflops(1024, 3));
+    peak = { gflops1, gflops2 };
+  } catch {
+    peak = undefined;
+  }
+  const load = os.loadavg();
+  const reports: ChildReport[] = [];
+  const run = promisify(execFile);
+  for (const backend of backends) {
+    process.stderr.write(`bench:tensors: ${backend} ...\n`);
+    const started = performance.now();
+    const { stdout } = await run(process.execPath, [fileURLToPath(import.meta.url), '--child', backend, ...(quick ? ['--quick'] : [])], {
+      maxBuffer: 1 << 24,
+      env: process.env,
+    });
+    const report = JSON.parse(stdout.trim().split('\n').pop()!) as ChildReport;
+    reports.push(report);
+    process.stderr.write(`bench:tensors: ${backend} done in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+  }
+  const loadAfter = os.loadavg();
+  const meta: Record<string, string> = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} logical cores, Node ${process.version}`,
+    'load average (1 min) before / after': `${load[0].toFixed(1)} / ${loadAfter[0].toFixed(1)}` +
+      (Math.max(load[0], loadAfter[0]) > os.cpus().length * 0.75
+        ? ' — the machine was busy with other work, so rates are lower and noisier than on an idle machine'
+        : ''),
+    backends: backends.join(', ') + (quick ? ' (quick run: a tenth of the work)' : ''),
+  };
+  const markdown = renderMarkdown(reports, peak, meta);
+  process.stdout.write(`${markdown}\n`);
+  if (!args.includes('--no-write')) {
+    await writeFile(path.join(root, 'docs', 'benchmarks', 'tensors.md'), markdown);
+    await writeFile(path.join(root, 'docs', 'benchmarks', 'tensors.json'), `${JSON.stringify({ meta, peak, reports }, null, 2)}\n`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:tensors: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exitCode = 1;
+});
