@@ -21,7 +21,7 @@ function collect(value: string, previous: string[]): string[] {
 function fmt(value: number, digits = 3): string {
   if (!Number.isFinite(value)) return String(value);
   if (value === 0) return '0';
-  return Math.abs(value) >= 1e6 || (Math.abs(value) < 1e-3 && value !== 0) ? value.toExponential(digits) : value.toPrecision(digits + 4);
+  return Math.abs(value) >= 1e6 || Math.abs(value) < 1e-3 ? value.toExponential(digits) : String(Number(value.toPrecision(digits + 4)));
 }
 
 async function writeOut(file: string, text: string): Promise<void> {
