@@ -209,6 +209,16 @@ describe('save and load as a tfjs LayersModel', () => {
     await assert.rejects(loadModel(dir), isCode('ERR_UNSUPPORTED', /GraphModel .* cannot be fine-tuned/));
   });
 
+  it('reports a truncated weights file', async () => {
+    const dir = path.join(tmp, 'truncated');
+    const model = buildModel('cnnlight', { seed: 1 });
+    await saveModel(model, dir);
+    const weights = await readFile(path.join(dir, 'weights.bin'));
+    await writeFile(path.join(dir, 'weights.bin'), weights.subarray(0, weights.length - 40));
+    await assert.rejects(loadModel(dir), isCode('ERR_DATA', /weights files hold 163992 bytes, the manifest needs 164032/));
+    model.dispose();
+  });
+
   it('checks its arguments', async () => {
     await assert.rejects(loadModel('x.npz'), { name: 'TypeError', message: 'arch is required to load an .npz file (one of fc, cnnlight, cnn, resnet8)' });
     await assert.rejects(loadModel('m.json', { arch: 'vgg' as ArchName }), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8' });

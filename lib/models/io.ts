@@ -424,8 +424,13 @@ export async function loadModel(file: string, options: { arch?: ArchName; bnStat
   if (!info.isDirectory() && !file.endsWith('.json')) {
     throw new AdvcorrectError('ERR_MODEL', `${file}: expected a tfjs model.json (or a directory holding one) or a PyTorch .npz`);
   }
-  const handler = diskIOHandler(file);
-  const model = await tfl.loadLayersModel(handler);
+  let model: tfl.LayersModel;
+  try {
+    model = await tfl.loadLayersModel(diskIOHandler(file));
+  } catch (error) {
+    if (error instanceof AdvcorrectError) throw error;
+    throw new AdvcorrectError('ERR_MODEL', `${file}: TensorFlow.js cannot load this model: ${(error as Error).message}`, { cause: error });
+  }
   const meta = metadataOf(model);
   if (options.arch && meta.arch && options.arch !== meta.arch) {
     throw new AdvcorrectError('ERR_MODEL', `${file} is a ${meta.arch}, not a ${options.arch}`);
