@@ -30,6 +30,9 @@ struct CutRow {
   // Solve history: consecutive solves with a zero multiplier, and the last multiplier.
   int inactive_solves = 0;
   double last_multiplier = 0;
+  // Cached aᵀw₀ for the w₀ whose fingerprint is w0_key (0 = none).
+  double a_w0 = 0;
+  uint64_t w0_key = 0;
 
   int nnz() const;
   size_t bytes() const;
@@ -97,8 +100,21 @@ class CutPool final : public qp::RowOperator {
   // A in CSR form (values as float64).
   void toCsr(std::vector<int64_t>& row_ptr, std::vector<int32_t>& col_index, std::vector<double>& values) const;
 
-  // The QP for the solvers (updates G first). w0 must hold n values and outlive the solve.
+  // The QP for the solvers (updates G, A w₀ and, with bounds, the CSC copy first). w0 must
+  // hold n values and outlive the solve; the problem borrows the pool's buffers, so the pool
+  // must not change during the solve.
   qp::CutQpProblem problem(const double* w0);
+
+  // A w₀, reusing each row's cached product when w₀ is unchanged since the last call.
+  const std::vector<double>& activityAt(const double* w0);
+
+  // A in CSC form (float64), cached until the rows change.
+  struct Csc {
+    std::vector<int64_t> col_ptr;
+    std::vector<int32_t> row_index;
+    std::vector<double> values;
+  };
+  const Csc& csc();
 
   // Records a solve's row multipliers (length size()) for removeInactive and warm starts.
   void recordSolve(const Eigen::VectorXd& y);
@@ -132,6 +148,9 @@ class CutPool final : public qp::RowOperator {
   Eigen::MatrixXd gram_;   // gram_rows_ × gram_rows_, for the first gram_rows_ rows
   size_t gram_rows_ = 0;
   DualWarmState warm_;
+  std::vector<double> a_w0_;
+  Csc csc_;
+  bool csc_valid_ = false;
   std::atomic<bool> busy_{false};
 };
 

@@ -94,6 +94,13 @@ struct CutQpProblem {
   const double* w0 = nullptr;           // n
   // Optional A D⁻¹ Aᵀ (m × m) when the caller keeps it (the cut pool does).
   const Eigen::MatrixXd* gram = nullptr;
+  // Optional A w₀ (m values) when the caller caches it across solves (the cut pool does).
+  const double* a_w0 = nullptr;
+  // Optional A in compressed sparse column form (the dual solver needs it when there are
+  // variable bounds: a bound's Gram entries are columns of A).
+  const int64_t* csc_col_ptr = nullptr;   // n + 1
+  const int32_t* csc_row_index = nullptr; // sorted within a column
+  const double* csc_values = nullptr;
 };
 
 struct CutQpResiduals {
