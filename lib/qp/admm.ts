@@ -40,6 +40,8 @@ export interface AdmmOptions {
   /** Ruiz equilibration passes (default 10; 0 = no scaling). */
   scalingIterations?: number;
   polish?: boolean;
+  /** Also require the duality gap within epsAbs + epsRel·(objective terms) to stop (default true; OSQP does not). */
+  gapTermination?: boolean;
   polishRefineIterations?: number;
   /** Regularisation δ of the polishing system (default 1e-6). */
   delta?: number;
@@ -131,7 +133,7 @@ function checkOptions(options: unknown): Record<string, unknown> {
     }
   }
   if (o.epsAbs === 0 && o.epsRel === 0) throw new RangeError('options.epsAbs and options.epsRel must not both be 0');
-  for (const key of ['adaptiveRho', 'polish'] as const)
+  for (const key of ['adaptiveRho', 'polish', 'gapTermination'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new TypeError(`options.${key} must be a boolean`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('options.onProgress must be a function');
@@ -215,7 +217,7 @@ function nativeProblem(problem: QuadraticProgram): Record<string, unknown> {
 function nativeSettings(o: Record<string, unknown>, warm: Record<string, Float64Array>): Record<string, unknown> {
   const settings: Record<string, unknown> = { ...warm };
   for (const [key] of NUMBER_OPTIONS) if (o[key] !== undefined) settings[key] = o[key];
-  for (const key of ['adaptiveRho', 'polish']) if (o[key] !== undefined) settings[key] = o[key];
+  for (const key of ['adaptiveRho', 'polish', 'gapTermination']) if (o[key] !== undefined) settings[key] = o[key];
   return settings;
 }
 

@@ -112,6 +112,7 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.adaptive_rho = GetBool(o, "adaptiveRho", s.adaptive_rho);
   s.adaptive_rho_tolerance = GetNumber(o, "adaptiveRhoTolerance", s.adaptive_rho_tolerance);
   s.polish = GetBool(o, "polish", s.polish);
+  s.gap_termination = GetBool(o, "gapTermination", s.gap_termination);
   s.delta = GetNumber(o, "delta", s.delta);
   s.time_limit_ms = GetNumber(o, "timeLimitMs", s.time_limit_ms);
   s.progress_interval_ms = GetNumber(o, "progressIntervalMs", s.progress_interval_ms);
@@ -314,6 +315,7 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("adaptiveRhoInterval", s.adaptive_rho_interval);
   o.Set("checkTermination", s.check_termination);
   o.Set("polish", s.polish);
+  o.Set("gapTermination", s.gap_termination);
   o.Set("delta", s.delta);
   o.Set("polishRefineIterations", s.polish_refine_iter);
   o.Set("timeLimitMs", s.time_limit_ms);

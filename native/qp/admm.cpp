@@ -26,6 +26,7 @@ struct Residuals {
   double eps_prim = 0, eps_dual = 0;  // tolerances eps_abs + eps_rel · norms
   double prim_ratio = 0, dual_ratio = 0;  // scaled residual / scaled norm, for ρ
   double sign_violation = 0;          // unscaled multiplier of the wrong sign (polish only)
+  double gap = 0, eps_gap = 0;        // unscaled duality gap and its tolerance
 };
 
 class Iteration {
@@ -57,7 +58,7 @@ class Iteration {
   Residuals Compute(const Vec& x, const Vec& z, const Vec& y, bool with_sign = false);
   bool Converged(const Residuals& r, double factor = 1.0) const {
     return r.prim <= factor * r.eps_prim && r.dual <= factor * r.eps_dual &&
-           r.sign_violation <= factor * r.eps_dual;
+           r.sign_violation <= factor * r.eps_dual && (!s_.gap_termination || r.gap <= factor * r.eps_gap);
   }
   bool PrimalInfeasible(const Vec& dy, AdmmResult& result);
   bool DualInfeasible(const Vec& dx, AdmmResult& result);
@@ -109,6 +110,15 @@ Residuals Iteration::Compute(const Vec& x, const Vec& z, const Vec& y, bool with
   r.eps_dual = s_.eps_abs + s_.eps_rel * inv_c * std::max({norm_px, norm_aty, norm_q});
   r.prim_ratio = prim_s / std::max(norm_ax_s, std::max(norm_z_s, 1e-30));
   r.dual_ratio = dual_s / std::max(norm_d_s, 1e-30);
+  // Duality gap |xᵀPx + qᵀx + Σ support(y)| (unscaled = scaled / c); an infinite bound on the
+  // side a multiplier points to is replaced by the row value.
+  double xpx = x.dot(px_), qx = b_.q.dot(x), support = 0;
+  for (int i = 0; i < b_.rows; ++i) {
+    if (y[i] > 0) support += y[i] * (std::isfinite(b_.u[i]) ? b_.u[i] : ax_[i]);
+    else if (y[i] < 0) support += y[i] * (std::isfinite(b_.l[i]) ? b_.l[i] : ax_[i]);
+  }
+  r.gap = std::abs(xpx + qx + support) * inv_c;
+  r.eps_gap = s_.eps_abs + s_.eps_rel * inv_c * std::max({std::abs(xpx), std::abs(qx), std::abs(support)});
   if (with_sign) {
     // y must lie in the normal cone of [l, u] at Ax: y ≤ 0 unless at the upper bound,
     // y ≥ 0 unless at the lower bound. Measured on the unscaled multipliers.
@@ -316,7 +326,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
   Residuals res;
   bool have_res = false;
   AdmmStatus status = AdmmStatus::kMaxIterReached;
-  int k = 0;
+  int k = 0, primal_inf_count = 0, dual_inf_count = 0;
   const double alpha = s_.alpha, sigma = s_.sigma;
 
   for (k = 1; k <= s_.max_iter; ++k) {
@@ -360,8 +370,12 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
       break;
     }
     if (Converged(res)) { status = AdmmStatus::kSolved; break; }
-    if (PrimalInfeasible(y - y_prev, result)) { status = AdmmStatus::kPrimalInfeasible; break; }
-    if (DualInfeasible(x - x_prev, result)) { status = AdmmStatus::kDualInfeasible; break; }
+    // A certificate must hold at two consecutive checks: large transient steps of the
+    // iterates can satisfy the tests once on feasible, bounded problems.
+    primal_inf_count = PrimalInfeasible(y - y_prev, result) ? primal_inf_count + 1 : 0;
+    if (primal_inf_count >= 2) { status = AdmmStatus::kPrimalInfeasible; break; }
+    dual_inf_count = DualInfeasible(x - x_prev, result) ? dual_inf_count + 1 : 0;
+    if (dual_inf_count >= 2) { status = AdmmStatus::kDualInfeasible; break; }
 
     // Early polishing: once the active-set guess stops changing, a polish may finish the
     // solve long before ADMM reaches a tight tolerance.

@@ -40,6 +40,7 @@ struct AdmmSettings {
   static constexpr double kDefaultAdaptiveRhoFraction = 0.4;
   static constexpr int kDefaultCheckTermination = 25;
   static constexpr bool kDefaultPolish = true;
+  static constexpr bool kDefaultGapTermination = true;
   static constexpr double kDefaultPolishDelta = 1e-6;
   static constexpr int kDefaultPolishRefineIterations = 5;
   // Per-row ρ: equality rows get ρ·kEqualityRhoFactor, free rows kRhoMin.
@@ -64,6 +65,9 @@ struct AdmmSettings {
   double adaptive_rho_fraction = kDefaultAdaptiveRhoFraction;
   int check_termination = kDefaultCheckTermination;
   bool polish = kDefaultPolish;
+  // Also require |primal − dual objective| ≤ eps_abs + eps_rel·(objective terms) to stop
+  // (not in OSQP; makes "solved" mean what benchmark success checks mean).
+  bool gap_termination = kDefaultGapTermination;
   double delta = kDefaultPolishDelta;
   int polish_refine_iter = kDefaultPolishRefineIterations;
   double time_limit_ms = 0;  // 0 = none
