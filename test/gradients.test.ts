@@ -15,6 +15,7 @@ import {
   predictLogits,
 } from '../lib/models/gradients.js';
 import { Random } from '../lib/data/random.js';
+import { ARCH_NAMES, buildModel } from '../lib/models/architectures.js';
 
 /** Sets every weight of the model (including BN statistics) to seeded random values. */
 function randomiseWeights(model: tfl.LayersModel, seed: number): void {
@@ -360,6 +361,28 @@ describe('gradient engine', function () {
       });
     });
   }
+
+  it("the paper's four architectures: rows equal autodiff (FC, CNNLight, CNN, ResNet8)", async function () {
+    // The fastest backend here (ResNet8 on 32×32×16 activations is slow on the pure-JS one).
+    await initBackend();
+    for (const arch of ARCH_NAMES) {
+      const model = buildModel(arch, { seed: 21 });
+      if (arch === 'resnet8') randomiseWeights(model, 22); // non-trivial BatchNorm statistics
+      const graph = compileModel(model);
+      const view = new ParameterView(model);
+      assert.equal(view.size, model.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1), 0));
+      const images = randomImages(2, graph.inputSize, 23);
+      const labels = [3, 8];
+      const rows = await marginRows(model, view, images, labels, { delta: 0, classes: 'worst', format: 'dense' });
+      for (let r = 0; r < 2; r++) {
+        const expected = autodiffRow(model, view, images.subarray(r * graph.inputSize, (r + 1) * graph.inputSize), graph.inputShape, labels[r], rows.wrongClass[r]);
+        const scale = Math.max(1, maxAbs(expected));
+        assert.ok(maxAbs(expected) > 0);
+        assert.ok(maxAbsDiff(rows.dense![r], expected) < 2e-5 * scale, `${arch} row ${r}: ${maxAbsDiff(rows.dense![r], expected)}`);
+      }
+    }
+    await initBackend('cpu');
+  });
 
   it('refuses unsupported layers and bad arguments clearly', async function () {
     const input = tfl.input({ shape: [4, 4, 1] });
