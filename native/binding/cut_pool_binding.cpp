@@ -1,0 +1,433 @@
+// JS class `CutPool` over advcorrect::cuts::CutPool, and its dual active-set solve.
+// lib/qp/cut-pool.ts validates arguments with exact messages first; the checks here are a
+// second line so that no input can crash the process.
+#include "binding/cut_pool_binding.h"
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "binding/async_job.h"
+#include "binding/registry.h"
+#include "qp/dual_active_set.h"
+
+namespace advcorrect::binding {
+namespace {
+
+constexpr napi_type_tag kCutPoolTag = {0x3c5e1f0a9b274d68ULL, 0xa41d72c9e08b5f13ULL};
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
+
+double ToNumber(Napi::Env env, const Napi::Value& value, const char* name) {
+  if (!value.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
+  const double v = value.As<Napi::Number>().DoubleValue();
+  if (std::isnan(v)) ThrowRange(env, std::string(name) + " must not be NaN");
+  return v;
+}
+
+Eigen::VectorXd ToVector(Napi::Env env, const Napi::Value& value, const char* name, size_t length) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    ThrowType(env, std::string(name) + " must be a Float64Array");
+  }
+  Napi::Float64Array array = value.As<Napi::Float64Array>();
+  if (array.ElementLength() != length) {
+    ThrowRange(env, std::string(name) + " must have length " + std::to_string(length) + ", got " +
+                        std::to_string(array.ElementLength()));
+  }
+  Eigen::VectorXd out(static_cast<Eigen::Index>(length));
+  for (size_t k = 0; k < length; ++k) out[static_cast<Eigen::Index>(k)] = array[k];
+  return out;
+}
+
+Napi::Float64Array ToFloat64Array(Napi::Env env, const Eigen::VectorXd& v) {
+  Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(v.size()));
+  for (Eigen::Index k = 0; k < v.size(); ++k) out[static_cast<size_t>(k)] = v[k];
+  return out;
+}
+
+void CheckBounds(Napi::Env env, double lower, double upper) {
+  if (lower > upper) ThrowRange(env, "lower must not exceed upper");
+  if (lower == qp::kInfinity) ThrowRange(env, "lower must not be Infinity");
+  if (upper == -qp::kInfinity) ThrowRange(env, "upper must not be -Infinity");
+}
+
+struct DualJobResult {
+  qp::CutQpResult result;
+};
+
+class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "CutPool",
+                       {InstanceAccessor<&CutPoolWrap::Size>("size"),
+                        InstanceAccessor<&CutPoolWrap::N>("n"),
+                        InstanceMethod<&CutPoolWrap::SetDiagonal>("setDiagonal"),
+                        InstanceMethod<&CutPoolWrap::SetBounds>("setBounds"),
+                        InstanceMethod<&CutPoolWrap::AppendDense>("appendDense"),
+                        InstanceMethod<&CutPoolWrap::AppendSparse>("appendSparse"),
+                        InstanceMethod<&CutPoolWrap::Ids>("ids"),
+                        InstanceMethod<&CutPoolWrap::Remove>("remove"),
+                        InstanceMethod<&CutPoolWrap::RemoveInactive>("removeInactive"),
+                        InstanceMethod<&CutPoolWrap::RemoveDuplicates>("removeDuplicates"),
+                        InstanceMethod<&CutPoolWrap::MemoryBytes>("memoryBytes"),
+                        InstanceMethod<&CutPoolWrap::Gram>("gram"),
+                        InstanceMethod<&CutPoolWrap::RowActivity>("rowActivity"),
+                        InstanceMethod<&CutPoolWrap::ToCsr>("toCsr"),
+                        InstanceMethod<&CutPoolWrap::Bounds>("rowBounds"),
+                        InstanceMethod<&CutPoolWrap::Dispose>("dispose"),
+                        InstanceMethod<&CutPoolWrap::SolveAsync>("solveDual"),
+                        InstanceMethod<&CutPoolWrap::SolveSync>("solveDualSync")});
+  }
+
+  explicit CutPoolWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CutPoolWrap>(info) {
+    Napi::Env env = info.Env();
+    const double n = ToNumber(env, info[0], "n");
+    if (!(n >= 1) || n != std::floor(n) || n > 2147483647.0) ThrowRange(env, "n must be a positive integer");
+    pool_ = std::make_unique<cuts::CutPool>(static_cast<int>(n));
+    info.This().As<Napi::Object>().TypeTag(&kCutPoolTag);
+  }
+
+  cuts::CutPool* pool(Napi::Env env) const {
+    if (!pool_) throw Napi::Error::New(env, "the cut pool was disposed");
+    return pool_.get();
+  }
+
+ private:
+  cuts::CutPool* mutablePool(Napi::Env env) const {
+    cuts::CutPool* p = pool(env);
+    if (p->busy()) throw Napi::Error::New(env, "the cut pool is in use by a running solve");
+    return p;
+  }
+
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool(info.Env())->size()); }
+  Napi::Value N(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool(info.Env())->n()); }
+
+  Napi::Value SetDiagonal(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    Eigen::VectorXd d = ToVector(env, info[0], "diagonal", static_cast<size_t>(p->n()));
+    for (Eigen::Index j = 0; j < d.size(); ++j) {
+      if (!(d[j] > 0) || !std::isfinite(d[j])) ThrowRange(env, "diagonal entries must be positive and finite");
+    }
+    p->setDiagonal(d);
+    return env.Undefined();
+  }
+
+  Napi::Value SetBounds(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    const size_t n = static_cast<size_t>(p->n());
+    Eigen::VectorXd lo = ToVector(env, info[0], "lower", n);
+    Eigen::VectorXd hi = ToVector(env, info[1], "upper", n);
+    for (Eigen::Index j = 0; j < lo.size(); ++j) {
+      if (std::isnan(lo[j]) || std::isnan(hi[j])) ThrowRange(env, "variable bounds must not be NaN");
+      CheckBounds(env, lo[j], hi[j]);
+    }
+    p->setBounds(lo, hi);
+    return env.Undefined();
+  }
+
+  Napi::Value AppendDense(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    const double upper = ToNumber(env, info[1], "upper");
+    const double lower = ToNumber(env, info[2], "lower");
+    CheckBounds(env, lower, upper);
+    if (!info[0].IsTypedArray()) ThrowType(env, "row must be a Float32Array or Float64Array");
+    Napi::TypedArray row = info[0].As<Napi::TypedArray>();
+    if (row.ElementLength() != static_cast<size_t>(p->n())) {
+      ThrowRange(env, "row must have length " + std::to_string(p->n()) + ", got " + std::to_string(row.ElementLength()));
+    }
+    try {
+      int64_t id;
+      if (row.TypedArrayType() == napi_float32_array) {
+        id = p->appendDense(row.As<Napi::Float32Array>().Data(), lower, upper);
+      } else if (row.TypedArrayType() == napi_float64_array) {
+        id = p->appendDense(row.As<Napi::Float64Array>().Data(), lower, upper);
+      } else {
+        ThrowType(env, "row must be a Float32Array or Float64Array");
+      }
+      return Napi::Number::New(env, static_cast<double>(id));
+    } catch (const std::invalid_argument& e) {
+      ThrowRange(env, e.what());
+    }
+  }
+
+  Napi::Value AppendSparse(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    const double upper = ToNumber(env, info[2], "upper");
+    const double lower = ToNumber(env, info[3], "lower");
+    CheckBounds(env, lower, upper);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      ThrowType(env, "index must be an Int32Array");
+    }
+    if (!info[1].IsTypedArray()) ThrowType(env, "value must be a Float32Array or Float64Array");
+    Napi::Int32Array index = info[0].As<Napi::Int32Array>();
+    Napi::TypedArray value = info[1].As<Napi::TypedArray>();
+    if (index.ElementLength() != value.ElementLength()) ThrowRange(env, "index and value must have the same length");
+    const int nnz = static_cast<int>(index.ElementLength());
+    try {
+      int64_t id;
+      if (value.TypedArrayType() == napi_float32_array) {
+        id = p->appendSparse(index.Data(), value.As<Napi::Float32Array>().Data(), nnz, lower, upper);
+      } else if (value.TypedArrayType() == napi_float64_array) {
+        id = p->appendSparse(index.Data(), value.As<Napi::Float64Array>().Data(), nnz, lower, upper);
+      } else {
+        ThrowType(env, "value must be a Float32Array or Float64Array");
+      }
+      return Napi::Number::New(env, static_cast<double>(id));
+    } catch (const std::invalid_argument& e) {
+      ThrowRange(env, e.what());
+    }
+  }
+
+  Napi::Value Ids(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<int64_t> ids = pool(env)->ids();
+    Napi::Float64Array out = Napi::Float64Array::New(env, ids.size());
+    for (size_t k = 0; k < ids.size(); ++k) out[k] = static_cast<double>(ids[k]);
+    return out;
+  }
+
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      ThrowType(env, "ids must be a Float64Array");
+    }
+    Napi::Float64Array ids = info[0].As<Napi::Float64Array>();
+    std::vector<int64_t> list;
+    for (size_t k = 0; k < ids.ElementLength(); ++k) {
+      const double id = ids[k];
+      if (id == std::floor(id) && id >= 0 && id < 9.0e15) list.push_back(static_cast<int64_t>(id));
+    }
+    return Napi::Number::New(env, p->remove(list));
+  }
+
+  Napi::Value RemoveInactive(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    const double k = ToNumber(env, info[0], "k");
+    if (!(k >= 1) || k != std::floor(k) || k > 2147483647.0) ThrowRange(env, "k must be a positive integer");
+    return Napi::Number::New(env, p->removeInactive(static_cast<int>(k)));
+  }
+
+  Napi::Value RemoveDuplicates(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    const double tol = ToNumber(env, info[0], "tol");
+    if (!(tol >= 0 && tol < 1)) ThrowRange(env, "tol must be in [0, 1)");
+    return Napi::Number::New(env, p->removeDuplicates(tol));
+  }
+
+  Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Napi::Number::New(env, static_cast<double>(mutablePool(env)->memoryBytes()));
+  }
+
+  Napi::Value Gram(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Eigen::MatrixXd& g = mutablePool(env)->gram();
+    Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(g.size()));
+    // Row-major (symmetric anyway).
+    for (Eigen::Index i = 0; i < g.rows(); ++i) {
+      for (Eigen::Index j = 0; j < g.cols(); ++j) out[static_cast<size_t>(i * g.cols() + j)] = g(i, j);
+    }
+    return out;
+  }
+
+  Napi::Value RowActivity(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    Eigen::VectorXd w = ToVector(env, info[0], "w", static_cast<size_t>(p->n()));
+    Eigen::VectorXd out(p->size());
+    if (p->size() > 0) p->multiply(w.data(), out.data());
+    return ToFloat64Array(env, out);
+  }
+
+  Napi::Value ToCsr(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    std::vector<int64_t> ptr;
+    std::vector<int32_t> cols;
+    std::vector<double> vals;
+    p->toCsr(ptr, cols, vals);
+    if (vals.size() > 2147483647u) throw Napi::Error::New(env, "the pool has too many non-zeros for Int32Array offsets");
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Int32Array row_ptr = Napi::Int32Array::New(env, ptr.size());
+    for (size_t k = 0; k < ptr.size(); ++k) row_ptr[k] = static_cast<int32_t>(ptr[k]);
+    Napi::Int32Array col_index = Napi::Int32Array::New(env, cols.size());
+    for (size_t k = 0; k < cols.size(); ++k) col_index[k] = cols[k];
+    Napi::Float64Array values = Napi::Float64Array::New(env, vals.size());
+    for (size_t k = 0; k < vals.size(); ++k) values[k] = vals[k];
+    out.Set("rowPtr", row_ptr);
+    out.Set("colIndex", col_index);
+    out.Set("values", values);
+    return out;
+  }
+
+  Napi::Value Bounds(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = pool(env);
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Float64Array lo = Napi::Float64Array::New(env, static_cast<size_t>(p->size()));
+    Napi::Float64Array up = Napi::Float64Array::New(env, static_cast<size_t>(p->size()));
+    for (int i = 0; i < p->size(); ++i) {
+      lo[static_cast<size_t>(i)] = p->lower()[static_cast<size_t>(i)];
+      up[static_cast<size_t>(i)] = p->upper()[static_cast<size_t>(i)];
+    }
+    out.Set("lower", lo);
+    out.Set("upper", up);
+    return out;
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (pool_ && pool_->busy()) throw Napi::Error::New(env, "the cut pool is in use by a running solve");
+    pool_.reset();
+    return env.Undefined();
+  }
+
+  // solveDual(w0, settings, onProgress?, cancelToken?)
+  Napi::Value Solve(const Napi::CallbackInfo& info, bool async) {
+    Napi::Env env = info.Env();
+    cuts::CutPool* p = mutablePool(env);
+    if (p->size() == 0) ThrowRange(env, "the cut pool is empty");
+    Eigen::VectorXd w0v = ToVector(env, info[0], "w0", static_cast<size_t>(p->n()));
+    for (Eigen::Index j = 0; j < w0v.size(); ++j) {
+      if (!std::isfinite(w0v[j])) ThrowRange(env, "w0 must hold finite numbers");
+    }
+    auto settings = std::make_shared<qp::CutQpSettings>();
+    if (info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      if (o.Has("eps") && !o.Get("eps").IsUndefined()) {
+        const double eps = ToNumber(env, o.Get("eps"), "eps");
+        if (!(eps > 0) || !std::isfinite(eps)) ThrowRange(env, "eps must be a positive number");
+        settings->eps = eps;
+      }
+      if (o.Has("maxIterations") && !o.Get("maxIterations").IsUndefined()) {
+        const double it = ToNumber(env, o.Get("maxIterations"), "maxIterations");
+        if (!(it >= 1) || it != std::floor(it)) ThrowRange(env, "maxIterations must be a positive integer");
+        settings->max_iterations = it > 2147483647.0 ? 2147483647 : static_cast<int>(it);
+      }
+      if (o.Has("timeLimitMs") && !o.Get("timeLimitMs").IsUndefined()) {
+        const double t = ToNumber(env, o.Get("timeLimitMs"), "timeLimitMs");
+        if (!(t > 0)) ThrowRange(env, "timeLimitMs must be a positive number");
+        settings->time_limit_ms = t;
+      }
+      if (o.Has("warmStart") && !o.Get("warmStart").IsUndefined()) settings->warm_start = o.Get("warmStart").ToBoolean();
+      if (o.Has("progressIntervalMs") && !o.Get("progressIntervalMs").IsUndefined()) {
+        settings->progress_interval_ms = ToNumber(env, o.Get("progressIntervalMs"), "progressIntervalMs");
+      }
+    }
+    CancelFlag cancel = CancelFlagFrom(info[3]);
+    auto w0 = std::make_shared<Eigen::VectorXd>(std::move(w0v));
+    JobSpec<DualJobResult, qp::CutQpProgress> spec;
+    spec.work = [p, w0, settings](const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
+      return RunDual(p, *w0, *settings, flag, report);
+    };
+    spec.to_js = ResultToJs;
+    spec.progress_to_js = ProgressToJs;
+    if (!async) return RunSyncJob(env, std::move(spec), info[2], cancel);
+    AcquireCutPoolForJob(env, p);
+    spec.on_finish = [p] { p->release(); };
+    return RunAsyncJob(env, std::move(spec), info[2], cancel, {info.This().As<Napi::Object>()});
+  }
+
+  Napi::Value SolveAsync(const Napi::CallbackInfo& info) { return Solve(info, true); }
+  Napi::Value SolveSync(const Napi::CallbackInfo& info) { return Solve(info, false); }
+
+  static DualJobResult RunDual(cuts::CutPool* p, const Eigen::VectorXd& w0, const qp::CutQpSettings& settings,
+                               const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
+    qp::CutQpProblem problem = p->problem(w0.data());
+    qp::CutQpControl control;
+    control.cancel = &flag;
+    control.on_progress = report;
+    // Map the remembered working set (ids) to positions.
+    cuts::DualWarmState& state = p->dualWarmState();
+    qp::DualWorkingSet warm;
+    if (state.valid) {
+      for (size_t k = 0; k < state.row_ids.size(); ++k) {
+        const int pos = p->positionOf(state.row_ids[k]);
+        if (pos >= 0) {
+          warm.rows.push_back(pos);
+          warm.row_signs.push_back(state.row_signs[k]);
+        }
+      }
+      warm.bounds = state.bound_vars;
+      warm.bound_signs = state.bound_signs;
+    }
+    qp::DualWorkingSet final_set;
+    DualJobResult out;
+    out.result = qp::SolveDualActiveSet(problem, settings, control, state.valid ? &warm : nullptr, &final_set);
+    const qp::CutQpStatus status = out.result.status;
+    if (status == qp::CutQpStatus::kSolved || status == qp::CutQpStatus::kSolvedInaccurate) {
+      state.row_ids.clear();
+      for (int pos : final_set.rows) state.row_ids.push_back(p->row(pos).id);
+      state.row_signs = final_set.row_signs;
+      state.bound_vars = final_set.bounds;
+      state.bound_signs = final_set.bound_signs;
+      state.valid = true;
+      p->recordSolve(out.result.y);
+    }
+    return out;
+  }
+
+  static Napi::Value ProgressToJs(Napi::Env env, const qp::CutQpProgress& progress) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("iteration", progress.iteration);
+    o.Set("primalResidual", progress.primal_residual);
+    o.Set("dualResidual", progress.dual_residual);
+    o.Set("elapsedMs", progress.elapsed_ms);
+    return o;
+  }
+
+  static Napi::Value ResultToJs(Napi::Env env, DualJobResult& job) {
+    const qp::CutQpResult& r = job.result;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("status", qp::StatusName(r.status));
+    o.Set("solver", "dual");
+    o.Set("x", ToFloat64Array(env, r.w));
+    o.Set("y", ToFloat64Array(env, r.y));
+    o.Set("z", ToFloat64Array(env, r.z));
+    o.Set("objective", r.objective);
+    o.Set("iterations", r.iterations);
+    o.Set("solveTimeMs", r.solve_time_ms);
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("primal", r.residuals.primal);
+    res.Set("dual", r.residuals.dual);
+    res.Set("gap", r.residuals.gap);
+    o.Set("residuals", res);
+    if (r.certificate_y.size() > 0) {
+      o.Set("certificate", ToFloat64Array(env, r.certificate_y));
+      o.Set("boundCertificate", ToFloat64Array(env, r.certificate_z));
+    }
+    o.Set("activeRows", r.active_rows);
+    o.Set("activeBounds", r.active_bounds);
+    return o;
+  }
+
+  std::unique_ptr<cuts::CutPool> pool_;
+};
+
+void Init(Napi::Env env, Napi::Object exports) { exports.Set("CutPool", CutPoolWrap::Define(env)); }
+
+const ModuleRegistrar registrar("cutPool", Init);
+
+}  // namespace
+
+cuts::CutPool* UnwrapCutPool(Napi::Value value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kCutPoolTag)) {
+    throw Napi::TypeError::New(value.Env(), "expected a native CutPool");
+  }
+  return CutPoolWrap::Unwrap(value.As<Napi::Object>())->pool(value.Env());
+}
+
+void AcquireCutPoolForJob(Napi::Env env, cuts::CutPool* pool) {
+  if (!pool->tryAcquire()) throw Napi::Error::New(env, "the cut pool is in use by a running solve");
+}
+
+}  // namespace advcorrect::binding
