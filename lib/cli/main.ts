@@ -21,6 +21,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./data.js'),
   () => import('./qp.js'),
   () => import('./train.js'),
+  () => import('./correct.js'),
 ];
 
 async function main(): Promise<void> {

@@ -34,6 +34,11 @@ export interface CorrectionOptions {
   rounds: number;
   /** Cut all wrong classes that are near active, or only the worst class per example. */
   cutClasses: CutClasses;
+  /**
+   * Cut targets aim slightly inside the feasible set so the iterates reach it in finitely many steps:
+   * margin cuts use δ·(1 + cutSlack), the loss cut η − cutSlack·(η − L₀). V is still measured with δ, L against η.
+   */
+  cutSlack: number;
   /** A margin cut is added when g_ij(w_k) ≥ −activeTolerance (near active or violated). */
   activeTolerance: number;
   /** V: sum of positive margin violations, or the fraction of X̃ misclassified. */
@@ -70,6 +75,7 @@ export const DEFAULT_CORRECTION_OPTIONS: Readonly<CorrectionOptions> = Object.fr
   omega: 0.2,
   rounds: 1,
   cutClasses: 'all',
+  cutSlack: 0.1,
   activeTolerance: 1,
   violation: 'sum',
   layers: 'all',
@@ -151,6 +157,7 @@ export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): Co
     omega: num('omega', merged.omega, (v) => v >= 0 && v <= 1, 'in [0, 1]'),
     rounds: int('rounds', merged.rounds, 1),
     cutClasses: oneOf('cutClasses', merged.cutClasses, ['all', 'worst'] as const),
+    cutSlack: num('cutSlack', merged.cutSlack, (v) => v >= 0 && v < 1, 'in [0, 1)'),
     activeTolerance: num('activeTolerance', merged.activeTolerance, (v) => v >= 0, '≥ 0 (Infinity cuts every pair)'),
     violation: oneOf('violation', merged.violation, ['sum', 'fraction'] as const),
     layers,

@@ -88,6 +88,12 @@ export class ParetoPool<T extends Criteria> {
     return true;
   }
 
+  /** Empties the pool and offers `items` (a new round starts a new pool). */
+  reset(items: readonly T[] = []): void {
+    this.items = [];
+    for (const item of items) this.offer(item);
+  }
+
   /** Members in id order. */
   get members(): readonly T[] {
     return this.items;
