@@ -148,17 +148,20 @@ function toChw(images: Float32Array, n: number, h: number, w: number, c: number)
 describe('import of the authors\u2019 PyTorch models (.npz)', function () {
   let tmp: string;
   let mnist: ImageDataset;
+  let previousBackend: string | undefined;
 
   before(async function () {
     if (!existsSync(path.join(modelsDir, FILES.cnn))) {
       console.log(`      (skipped: the authors' models are not in ${modelsDir}; this needs the project's shared/ folder)`);
       this.skip();
     }
+    previousBackend = tf.getBackend();
     await tf.setBackend('cpu');
     tmp = await mkdtemp(path.join(os.tmpdir(), 'advcorrect-npz-test-'));
     mnist = await loadDataset('mnist', 'test');
   });
   after(async () => {
+    if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
