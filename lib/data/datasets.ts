@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
 import { readCifar } from './cifar.js';
 import { ensureCifar10, ensureFashionMnist, ensureMnist, type DataOptions } from './fetch.js';
@@ -121,6 +123,44 @@ export async function loadDataset(name: DatasetName, split: Split, options: Data
   const files = name === 'mnist' ? await ensureMnist(options) : await ensureFashionMnist(options);
   const prefix = split === 'train' ? 'train' : 't10k';
   return loadIdxDataset(files[`${prefix}-images-idx3-ubyte`], files[`${prefix}-labels-idx1-ubyte`], { name, numClasses: 10 });
+}
+
+/**
+ * Loads a data set named on a command line: a built-in name (`mnist`, `fashion-mnist`, `cifar10`), a
+ * directory holding IDX files (`train-`/`t10k-images-idx3-ubyte` and `-labels-idx1-ubyte`, gzipped or
+ * not, chosen by `split`) or CIFAR-10 binary batches (`data_batch_1..5.bin` for train, `test_batch.bin`
+ * for test), a single CIFAR `.bin` file, or `IMAGES,LABELS` (two IDX files).
+ */
+export async function loadDatasetFrom(spec: string, split: Split, options: DataOptions = {}): Promise<ImageDataset> {
+  if (typeof spec !== 'string' || spec === '') throw new TypeError('dataset must be a non-empty string');
+  if (split !== 'train' && split !== 'test') throw new TypeError("split must be 'train' or 'test'");
+  if ((DATASET_NAMES as readonly string[]).includes(spec)) return loadDataset(spec as DatasetName, split, options);
+  if (spec.includes(',')) {
+    const parts = spec.split(',');
+    if (parts.length !== 2) throw new TypeError('a dataset given as files must be IMAGES,LABELS (two IDX files)');
+    return loadIdxDataset(parts[0], parts[1], { name: path.basename(parts[0]) });
+  }
+  if (!existsSync(spec)) {
+    throw new AdvcorrectError('ERR_IO', `dataset '${spec}' is neither ${DATASET_NAMES.join(', ')} nor an existing file or directory`);
+  }
+  if (statSync(spec).isDirectory()) {
+    const prefix = split === 'train' ? 'train' : 't10k';
+    const find = (name: string): string | undefined =>
+      [name, `${name}.gz`].map((f) => path.join(spec, f)).find((f) => existsSync(f));
+    const images = find(`${prefix}-images-idx3-ubyte`);
+    const labels = find(`${prefix}-labels-idx1-ubyte`);
+    if (images && labels) return loadIdxDataset(images, labels, { name: path.basename(path.resolve(spec)) });
+    const batches = split === 'train' ? [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`) : ['test_batch.bin'];
+    const files = batches.map((f) => path.join(spec, f));
+    if (files.every((f) => existsSync(f))) return readCifar(files, path.basename(path.resolve(spec)));
+    throw new AdvcorrectError(
+      'ERR_DATA',
+      `${spec}: no ${split} data found (looked for ${prefix}-images-idx3-ubyte[.gz] + ${prefix}-labels-idx1-ubyte[.gz], ` +
+        `or ${batches.join(', ')})`,
+    );
+  }
+  if (spec.endsWith('.bin')) return readCifar([spec], path.basename(spec));
+  throw new AdvcorrectError('ERR_DATA', `${spec}: a single file must be a CIFAR-10 binary batch (.bin); give IDX files as IMAGES,LABELS`);
 }
 
 function checkNormalization(normalization: Normalization, channels: number): void {
