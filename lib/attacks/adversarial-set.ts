@@ -5,7 +5,7 @@ import { AdvcorrectError } from '../errors.js';
 import { checkDataset, denormalize, normalize, type ImageDataset, type Normalization } from '../data/datasets.js';
 import { writeFileAtomic } from '../data/files.js';
 import { readIdx, writeIdx } from '../data/idx.js';
-import { compileInputs, marginsFromLogits, predictLogits } from '../models/gradients.js';
+import { compileInputs, marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
 import type { LoadedModel } from '../models/io.js';
 import { fgsm, pgdWithMargins } from './attacks.js';
 import type { AttackSpec } from './evaluate.js';
@@ -106,7 +106,7 @@ export async function generateAdversarialSet(model: LayersModel | LoadedModel, d
   const attackSettings: AdversarialSetSettings['attack'] = { name: attack.name, eps: attack.eps };
   if (attack.name === 'fgsm') {
     adversarial = await fgsm(layers, input, trueLabels, common);
-    margins = marginsFromLogits(predictLogits(layers, adversarial), trueLabels, shape.numClasses);
+    margins = marginsFromLogits(await predictLogitsAsync(layers, adversarial, { signal: options.signal }), trueLabels, shape.numClasses);
   } else if (attack.name === 'pgd') {
     Object.assign(attackSettings, { steps: attack.steps ?? 40, stepSize: attack.stepSize ?? 0.01, restarts: attack.restarts ?? 1, randomStart: attack.randomStart ?? true });
     ({ images: adversarial, margins } = await pgdWithMargins(layers, input, trueLabels, { ...common, ...attackSettings, seed }));

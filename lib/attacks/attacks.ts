@@ -3,7 +3,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import type { Normalization } from '../data/datasets.js';
 import { Random } from '../data/random.js';
-import { compileInputs, compileModel, forwardGraph, marginsFromLogits, predictLogits, type ModelGraph } from '../models/gradients.js';
+import { compileInputs, compileModel, forwardGraph, marginsFromLogits, predictLogits, predictLogitsAsync, type ModelGraph } from '../models/gradients.js';
 
 /**
  * L∞ attacks (FGSM, PGD) on a classifier that outputs logits.
@@ -68,7 +68,7 @@ function checkNonNegative(value: unknown, name: string): number {
   return value;
 }
 
-function prepare(model: LayersModel, images: Float32Array, labels: ArrayLike<number>, options: AttackOptions): Prepared {
+async function prepare(model: LayersModel, images: Float32Array, labels: ArrayLike<number>, options: AttackOptions): Promise<Prepared> {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const graph = compileInputs(model);
   if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
@@ -127,7 +127,7 @@ function prepare(model: LayersModel, images: Float32Array, labels: ArrayLike<num
     checkClasses(targets, 'targets');
     lossLabels = Int32Array.from(targets);
   } else if (labelMode === 'pred') {
-    const logits = predictLogits(model, images, { batchSize });
+    const logits = await predictLogitsAsync(model, images, { batchSize, signal: options.signal });
     lossLabels = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       let best = 0;
@@ -204,7 +204,7 @@ function bounds(x0: Float32Array, p: Prepared): { lower: Float32Array; upper: Fl
  * Π = clip to the valid range unless clip is false. Returns the adversarial images (input space).
  */
 export async function fgsm(model: LayersModel, images: Float32Array, labels: ArrayLike<number>, options: AttackOptions): Promise<Float32Array> {
-  const p = prepare(model, images, labels, options);
+  const p = await prepare(model, images, labels, options);
   const out = new Float32Array(images.length);
   const dir = p.targeted ? -1 : 1;
   for (let start = 0; start < p.n; start += p.batchSize) {
@@ -243,7 +243,7 @@ export async function pgd(model: LayersModel, images: Float32Array, labels: Arra
 
 /** {@link pgd} that also returns the per-example margins at the returned points. */
 export async function pgdWithMargins(model: LayersModel, images: Float32Array, labels: ArrayLike<number>, options: PgdOptions): Promise<AttackResult> {
-  const p = prepare(model, images, labels, options);
+  const p = await prepare(model, images, labels, options);
   const steps = options.steps ?? 40;
   if (!Number.isInteger(steps) || steps < 0) throw new RangeError('steps must be an integer ≥ 0');
   const stepSize = checkNonNegative(options.stepSize ?? 0.01, 'stepSize');

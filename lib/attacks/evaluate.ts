@@ -1,7 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { abortError } from '../errors.js';
 import { checkDataset, normalize, type ImageDataset, type Normalization } from '../data/datasets.js';
-import { compileInputs, predictLogits } from '../models/gradients.js';
+import { compileInputs, predictLogitsAsync } from '../models/gradients.js';
 import type { LoadedModel } from '../models/io.js';
 import { fgsm, pgdWithMargins } from './attacks.js';
 
@@ -113,7 +113,7 @@ export async function evaluate(model: LayersModel | LoadedModel, dataset: ImageD
   const progress = (stage: string) => (done: number, total: number) => options.onProgress?.({ stage, done, total });
   if (options.signal?.aborted) throw abortError(options.signal);
   const cleanCorrectness = new Uint8Array(n);
-  const cleanCorrect = argmaxCorrect(predictLogits(layers, images, { batchSize }), dataset.labels, classes, cleanCorrectness);
+  const cleanCorrect = argmaxCorrect(await predictLogitsAsync(layers, images, { batchSize, signal: options.signal }), dataset.labels, classes, cleanCorrectness);
   progress('clean')(n, n);
   const robust = Uint8Array.from(cleanCorrectness);
   const byEps = new Map<number, Uint8Array>();
@@ -139,7 +139,7 @@ export async function evaluate(model: LayersModel | LoadedModel, dataset: ImageD
       adversarial = (await pgdWithMargins(layers, images, dataset.labels, { ...common, ...settings })).images;
     }
     const correctness = new Uint8Array(n);
-    const correct = argmaxCorrect(predictLogits(layers, adversarial, { batchSize }), dataset.labels, classes, correctness);
+    const correct = argmaxCorrect(await predictLogitsAsync(layers, adversarial, { batchSize, signal: options.signal }), dataset.labels, classes, correctness);
     let perEps = byEps.get(spec.eps);
     if (!perEps) {
       perEps = Uint8Array.from(cleanCorrectness);

@@ -985,6 +985,25 @@ export function predictLogits(model: LayersModel, images: Float32Array, options:
   return out;
 }
 
+/** {@link predictLogits} that yields to the event loop between batches and honours an abort signal. */
+export async function predictLogitsAsync(
+  model: LayersModel,
+  images: Float32Array,
+  options: { batchSize?: number; signal?: AbortSignal } = {},
+): Promise<Float32Array> {
+  const batchSize = checkBatchSize(options.batchSize ?? 256);
+  const shape = compileInputs(model);
+  const n = checkExamples(shape, images, undefined, false);
+  const out = new Float32Array(n * shape.numClasses);
+  for (let start = 0; start < n; start += batchSize) {
+    checkAbort(options.signal);
+    const end = Math.min(n, start + batchSize);
+    out.set(predictLogits(model, images.subarray(start * shape.inputSize, end * shape.inputSize), { batchSize }), start * shape.numClasses);
+    if (end < n) await yieldToEventLoop();
+  }
+  return out;
+}
+
 /** Input/output shapes of any single-input classifier (without requiring supported layers). */
 export function compileInputs(model: LayersModel): Pick<ModelGraph, 'inputShape' | 'inputSize' | 'numClasses'> {
   if (model === null || typeof model !== 'object' || !Array.isArray((model as LayersModel).inputs)) {
