@@ -134,7 +134,8 @@ async function verifyOnce(
   }
   if (changed) {
     options.onProgress?.({ stage: `verify ${label}`, done, total: names.length });
-    await writeFileAtomic(stampFile, `${JSON.stringify(stamp, null, 2)}\n`);
+    // Best effort: a read-only cache only means the MD5s are checked again next time.
+    await writeFileAtomic(stampFile, `${JSON.stringify(stamp, null, 2)}\n`).catch(() => undefined);
   }
 }
 
