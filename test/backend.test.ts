@@ -84,6 +84,11 @@ function convOutputs(c: ConvCase): tf.Tensor[] {
   return [y, ...grads];
 }
 
+// Leave the default backend active for the test files that run after this one.
+after(async function () {
+  await initBackend();
+});
+
 describe('backend selection', function () {
   const savedEnv = process.env.ADVCORRECT_BACKEND;
   afterEach(() => {
