@@ -13,6 +13,7 @@ import {
   ARCHITECTURES,
   buildModel,
   countTrainableParams,
+  diskIOHandler,
   encodeNpy,
   encodeNpz,
   exportNpz,
@@ -198,7 +199,11 @@ describe('models (lib/models)', function () {
         tfl.layers.activation({ activation: 'tanh', name: 'squash' }).apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor,
       );
       await assert.rejects(loadModel(tanh), isCode('ERR_UNSUPPORTED', /layer squash \(Activation\) uses activation 'tanh'/));
-      const inner = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [36] })], name: 'inner' });
+      const relu6 = await save('relu6', (input) =>
+      tfl.layers.reLU({ maxValue: 6, name: 'capped' }).apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor,
+    );
+    await assert.rejects(loadModel(relu6), isCode('ERR_UNSUPPORTED', /layer capped is a ReLU capped at 6/));
+    const inner = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [36] })], name: 'inner' });
       const nested = await save('nested', (input) => inner.apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor);
       await assert.rejects(loadModel(nested), isCode('ERR_UNSUPPORTED', /layer inner is a nested Sequential/));
     });
@@ -211,6 +216,17 @@ describe('models (lib/models)', function () {
         JSON.stringify({ format: 'graph-model', modelTopology: { node: [{ name: 'x', op: 'Placeholder' }] }, weightsManifest: [] }),
       );
       await assert.rejects(loadModel(dir), isCode('ERR_UNSUPPORTED', /GraphModel .* cannot be fine-tuned/));
+    });
+
+    it('checks a claimed arch against the layers of a model saved without metadata', async () => {
+      const model = buildModel('cnnlight', { seed: 1 });
+      model.setUserDefinedMetadata({ other: true });
+      const dir = path.join(tmp, 'no-meta');
+      await model.save(diskIOHandler(dir));
+      assert.equal((await loadModel(dir)).arch, undefined);
+      assert.equal((await loadModel(dir, { arch: 'cnnlight' })).arch, 'cnnlight');
+      await assert.rejects(loadModel(dir, { arch: 'cnn' }), isCode('ERR_MODEL', /is not a cnn: layer conv1 has weights \[3×3×1×8, 8\], a cnn has \[3×3×1×16, 16\]/));
+      model.dispose();
     });
 
     it('reports a truncated weights file', async () => {

@@ -250,7 +250,7 @@ const SUPPORTED_ACTIVATIONS = new Set(['relu', 'linear']);
 
 interface LayerConfigJson {
   class_name: string;
-  config?: { name?: string; activation?: string; data_format?: string; layers?: unknown };
+  config?: { name?: string; activation?: string; data_format?: string; layers?: unknown; max_value?: number | null; axis?: number | number[] };
 }
 
 /**
@@ -278,6 +278,15 @@ export function checkTopology(topology: unknown, what = 'model'): void {
     if (activation !== undefined && !SUPPORTED_ACTIVATIONS.has(activation)) {
       const hint = activation === 'softmax' ? '; the model must output logits: remove the softmax' : '';
       throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} (${cls}) uses activation '${activation}', only relu and linear are supported${hint}`);
+    }
+    if (cls === 'ReLU' && layer.config?.max_value != null) {
+      throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} is a ReLU capped at ${layer.config.max_value}; only the plain ReLU is supported`);
+    }
+    if (cls === 'BatchNormalization') {
+      const axis = layer.config?.axis;
+      if (axis !== undefined && axis !== -1 && axis !== 3 && !(Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3))) {
+        throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} normalises axis ${JSON.stringify(axis)}; only the channel axis of NHWC (-1 or 3) is supported`);
+      }
     }
     if (layer.config?.data_format === 'channels_first') {
       throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} (${cls}) is channels_first; only channels_last (NHWC) models are supported`);
@@ -393,6 +402,28 @@ async function readModelJson(file: string): Promise<ModelJsonFile> {
   return json;
 }
 
+/** Why `model` does not have the weight layers of `arch` (layer names and weight shapes), or undefined if it does. */
+export function archMismatch(model: tfl.LayersModel, arch: ArchName): string | undefined {
+  const reference = buildModel(arch);
+  try {
+    for (const layer of reference.layers) {
+      if (layer.weights.length === 0) continue;
+      let other: tfl.layers.Layer;
+      try {
+        other = model.getLayer(layer.name);
+      } catch {
+        return `it has no layer ${layer.name}`;
+      }
+      const expected = layer.weights.map((w) => w.shape.join('×')).join(', ');
+      const actual = other.weights.map((w) => w.shape.join('×')).join(', ');
+      if (expected !== actual) return `layer ${layer.name} has weights [${actual}], a ${arch} has [${expected}]`;
+    }
+    return undefined;
+  } finally {
+    reference.dispose();
+  }
+}
+
 /** Saves a LayersModel as `dir/model.json` + `dir/weights.bin`, recording arch/normalisation if given. */
 export async function saveModel(model: tfl.LayersModel, dir: string, info: { arch?: ArchName; normalization?: Normalization } = {}): Promise<void> {
   if (!(model instanceof tfl.LayersModel)) throw new TypeError('model must be a tfjs LayersModel');
@@ -435,6 +466,10 @@ export async function loadModel(file: string, options: { arch?: ArchName; bnStat
   if (options.arch && meta.arch && options.arch !== meta.arch) {
     throw new AdvcorrectError('ERR_MODEL', `${file} is a ${meta.arch}, not a ${options.arch}`);
   }
-  if (options.arch && !meta.arch) meta.arch = options.arch;
+  if (options.arch && !meta.arch) {
+    const mismatch = archMismatch(model, options.arch);
+    if (mismatch) throw new AdvcorrectError('ERR_MODEL', `${file} is not a ${options.arch}: ${mismatch}`);
+    meta.arch = options.arch;
+  }
   return describe(model, 'tfjs', meta);
 }
