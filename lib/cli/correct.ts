@@ -57,6 +57,8 @@ export interface RunIo {
   quiet: boolean;
   backend?: BackendRequest;
   resume: boolean;
+  /** Reuse "before" metrics across runs with the same model and evaluation settings (bench/results.ts). */
+  beforeCache?: Map<string, { metrics: TestMetrics; sweep: Map<number, number> }>;
 }
 
 const RUN_FILE = 'run.json';
@@ -172,7 +174,9 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
     let before: { metrics: TestMetrics; sweep: Map<number, number> } | undefined;
     if (s.evaluateModels) {
       log(io, `evaluating the input model on ${s.evalN} test images (PGD on ${s.pgdN}) …`);
-      before = await evaluateTest(loaded, test, s, io, 'before', signal);
+      const key = JSON.stringify([s.model, s.evalN, s.pgdN, s.evalEps, s.pgdSteps, s.pgdStepSize, s.sweep, s.clip, s.advLabels, s.options.seed]);
+      before = io.beforeCache?.get(key) ?? (await evaluateTest(loaded, test, s, io, 'before', signal));
+      io.beforeCache?.set(key, before);
       log(io, `before: clean ${pct(before.metrics.clean.accuracy)}, FGSM ε ${s.evalEps} ${pct(before.metrics.fgsm.accuracy)}, PGD ${pct(before.metrics.pgd.accuracy)}`);
     }
 
