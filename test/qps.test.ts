@@ -12,7 +12,8 @@ import { isValidLpName, writeLp } from '../lib/qp/lp-writer.js';
 import { readQps, readQpsFile, writeQps } from '../lib/qp/qps.js';
 import { distance, evaluatePrimal, isSuccess, kktResiduals, multiplyA, objectiveValue } from '../lib/qp/residuals.js';
 import { readSolution, solutionVector, writeSolution } from '../lib/qp/solution.js';
-import { cutQpToProblem, dumpCutQpData, positiveDiagonal } from '../lib/qp/solve.js';
+import { CutPool } from '../lib/qp/cut-pool.js';
+import { cutQpToProblem, dumpCutQp, dumpCutQpData, positiveDiagonal } from '../lib/qp/solve.js';
 import type { CscMatrix, QuadraticProgram } from '../lib/qp/types.js';
 
 type HighsLoader = () => Promise<Highs>;
@@ -680,6 +681,44 @@ describe('cut-QP dump', () => {
       assert.ok(distance(x, w0).l2 > 0); // the cuts moved the point: the dump is not trivial
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('dumpCutQp writes the QP of a live cut pool; HiGHS on the dump agrees with the pool\'s dual solve', async () => {
+    const r = rng(17);
+    const n = 12;
+    const w0 = Float64Array.from({ length: n }, () => r() * 2 - 1);
+    const diagonal = Float64Array.from({ length: n }, () => 0.5 + r());
+    const varLower = new Float64Array(n).fill(-2);
+    const varUpper = new Float64Array(n).fill(2);
+    const pool = new CutPool(n, { diagonal, lower: varLower, upper: varUpper });
+    try {
+      for (let k = 0; k < 5; k++) {
+        const index = Int32Array.from([k, k + 3, k + 6]);
+        const value = Float64Array.from([1, r() - 0.5, -1]);
+        pool.appendSparse(index, value, -0.2 - r() * 0.3, k === 2 ? -1 : -Infinity);
+      }
+      const ours = await pool.solve(w0, { eps: 1e-10 });
+      assert.equal(ours.status, 'solved');
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'cutpool-'));
+      try {
+        const files = await dumpCutQp(pool, w0, dir, 'pool', { diagonal, varLower, varUpper });
+        const problem = readQps(await readFile(files.qps));
+        assert.deepEqual(problem.rowNames, ['c0', 'c1', 'c2', 'c3', 'c4']);
+        const highs = await highsLoader();
+        const sol = highs.solve(await readFile(files.lp, 'utf8'));
+        assert.equal(sol.Status, 'Optimal');
+        const x = Float64Array.from(problem.varNames.map((v) => (sol.Columns[v] as { Primal: number }).Primal));
+        const ev = evaluatePrimal(problem, x);
+        assert.ok(ev.primal < 1e-7);
+        assert.ok(Math.abs(ev.objective - ours.objective) < 1e-7 * Math.max(1, ours.objective), `${ev.objective} vs ${ours.objective}`);
+        assert.ok(Math.abs(objectiveValue(problem, ours.x) - ours.objective) < 1e-10 * Math.max(1, ours.objective));
+        assert.ok(distance(x, ours.x).linf < 1e-5);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    } finally {
+      pool.dispose();
     }
   });
 

@@ -30,6 +30,7 @@ export {
   positiveDiagonal,
   cutQpToProblem,
   dumpCutQpData,
+  dumpCutQp,
   DEFAULT_QP_EPS,
   type SolveQpOptions,
   type SolveQpResult,
@@ -37,3 +38,4 @@ export {
   type CutQpData,
 } from './solve.js';
 export * from './admm.js';
+export * from './cut-pool.js';

@@ -17,6 +17,7 @@ import { writeLp } from './lp-writer.js';
 import { checkProblemShape, genericNames, writeQps } from './qps.js';
 import { kktResiduals, type KktEvaluation } from './residuals.js';
 import { solveAdmm } from './admm.js';
+import { CutPool } from './cut-pool.js';
 import type { QpProgress, QpResult, QpSolverName, QuadraticProgram } from './types.js';
 
 export type QpSolverChoice = 'auto' | QpSolverName;
@@ -45,29 +46,6 @@ export interface SolveQpResult extends QpResult {
 }
 
 export const DEFAULT_QP_EPS = 1e-8;
-
-// lib/qp/cut-pool.ts is loaded on first use (it may be absent from a partial build).
-interface CutPoolLike {
-  appendSparse(index: Int32Array, value: Float64Array, upper: number, lower?: number): unknown;
-  solve(w0: Float64Array, options: Record<string, unknown>): Promise<QpResult>;
-  dispose?(): void;
-}
-type CutPoolCtor = new (n: number, options: { diagonal?: Float64Array; lower?: Float64Array; upper?: Float64Array }) => CutPoolLike;
-
-async function loadSolverModule<T>(file: string, exportName: string, what: string): Promise<T> {
-  const specifier = `./${file}`;
-  let module: Record<string, unknown>;
-  try {
-    module = (await import(specifier)) as Record<string, unknown>;
-  } catch (error) {
-    throw new AdvcorrectError('ERR_UNSUPPORTED', `the ${what} is not available in this build (lib/qp/${file}: ${(error as Error).message})`, {
-      cause: error,
-    });
-  }
-  if (module[exportName] === undefined)
-    throw new AdvcorrectError('ERR_UNSUPPORTED', `the ${what} is not available in this build (lib/qp/${file} has no ${exportName})`);
-  return module[exportName] as T;
-}
 
 /**
  * Does P fit the dual solver (a positive diagonal)? Returns the diagonal, or a reason why not
@@ -212,7 +190,6 @@ async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array,
       };
     }
   }
-  const CutPool = await loadSolverModule<CutPoolCtor>('cut-pool.js', 'CutPool', 'dual active-set solver');
   const pool = new CutPool(n, { diagonal, lower: problem.varLower, upper: problem.varUpper });
   try {
     for (const i of kept) {
@@ -221,6 +198,7 @@ async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array,
       pool.appendSparse(csr.colIndex.subarray(a, b), csr.values.subarray(a, b), problem.rowUpper[i], problem.rowLower[i]);
     }
     const result = await pool.solve(w0, {
+      solver: 'dual',
       eps: options.eps ?? DEFAULT_QP_EPS,
       timeLimitMs: options.timeLimitMs,
       maxIterations: options.maxIterations,
@@ -242,7 +220,7 @@ async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array,
       objective: result.objective + shift,
     };
   } finally {
-    pool.dispose?.();
+    pool.dispose();
   }
 }
 
@@ -339,4 +317,28 @@ export async function dumpCutQpData(data: CutQpData, dir: string, basename: stri
     throw new AdvcorrectError('ERR_IO', `cannot write the QP dump in ${dir}: ${(error as Error).message}`, { cause: error });
   }
   return { qps, lp };
+}
+
+/**
+ * Writes the current cut QP of a pool as `DIR/BASENAME.qps` and `DIR/BASENAME.lp` (see
+ * {@link cutQpToProblem} for the names). The pool does not expose D and the variable bounds, so
+ * pass the ones it was built with (defaults: D = I, no bounds).
+ */
+export async function dumpCutQp(
+  pool: CutPool,
+  w0: Float64Array,
+  dir: string,
+  basename: string,
+  options: { diagonal?: number | Float64Array; varLower?: Float64Array; varUpper?: Float64Array } = {},
+): Promise<{ qps: string; lp: string }> {
+  if (!(pool instanceof CutPool)) throw new TypeError('pool must be a CutPool');
+  if (!(w0 instanceof Float64Array) || w0.length !== pool.n) throw new RangeError(`w0 must be a Float64Array of length ${pool.n}`);
+  const csr = pool.toCsr();
+  const { lower, upper } = pool.rowBounds();
+  const diagonal = typeof options.diagonal === 'number' ? new Float64Array(pool.n).fill(options.diagonal) : options.diagonal;
+  return dumpCutQpData(
+    { rowPtr: csr.rowPtr, colIndex: csr.colIndex, values: csr.values, rowLower: lower, rowUpper: upper, w0, diagonal, varLower: options.varLower, varUpper: options.varUpper },
+    dir,
+    basename,
+  );
 }
