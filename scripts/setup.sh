@@ -58,7 +58,11 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install 
 if $check_gyp; then
   say "building the addon with node-gyp (binding.gyp)"
   rm -rf build
-  npx --no-install node-gyp rebuild >/dev/null
+  gyp_log=$(mktemp)
+  if ! npx --no-install node-gyp rebuild -j 2 >"$gyp_log" 2>&1; then
+    cat "$gyp_log" >&2; echo "setup: node-gyp build failed (log above)" >&2; exit 1
+  fi
+  rm -f "$gyp_log"
   ADVCORRECT_NATIVE_PATH=build/Release/advcorrect_native.node node -e 'const m=require(process.env.ADVCORRECT_NATIVE_PATH); console.log("setup: node-gyp build loads, modules:", m.modules.join(", "))'
   rm -rf build
 fi
