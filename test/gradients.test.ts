@@ -380,6 +380,14 @@ describe('gradient engine', function () {
         assert.ok(maxAbs(expected) > 0);
         assert.ok(maxAbsDiff(rows.dense![r], expected) < 2e-5 * scale, `${arch} row ${r}: ${maxAbsDiff(rows.dense![r], expected)}`);
       }
+      // Sparse rows are the dense rows without their zeros (Dense layers take a direct path).
+      const sparse = await marginRows(model, view, images, labels, { delta: 0, classes: 'worst', format: 'sparse' });
+      for (let r = 0; r < 2; r++) {
+        const denseRow = rows.dense![r];
+        const nonzero = [...denseRow.keys()].filter((i) => denseRow[i] !== 0);
+        assert.deepEqual(Array.from(sparse.sparse![r].index), nonzero, `${arch} sparse row ${r}`);
+        assert.deepEqual(Array.from(sparse.sparse![r].value), nonzero.map((i) => denseRow[i]));
+      }
     }
     await initBackend('cpu');
   });

@@ -533,6 +533,8 @@ interface ViewStep {
   bias: number;
   gamma: number;
   beta: number;
+  /** The step's [offset, size] ranges in the flat vector, ascending. */
+  regions: Array<[number, number]>;
 }
 
 function viewSteps(graph: ModelGraph, view: ParameterView): ViewStep[] {
@@ -552,14 +554,16 @@ function viewSteps(graph: ModelGraph, view: ParameterView): ViewStep[] {
       }
       covered.add(`${e.layer}/${e.name}`);
     }
-    result.push({ step, kernel: offset('kernel'), bias: offset('bias'), gamma: offset('gamma'), beta: offset('beta') });
+    const regions = entries.map((e) => [e.offset, e.size] as [number, number]).sort((x, y) => x[0] - y[0]);
+    result.push({ step, kernel: offset('kernel'), bias: offset('bias'), gamma: offset('gamma'), beta: offset('beta'), regions });
   }
   for (const e of view.entries) {
     if (!covered.has(`${e.layer}/${e.name}`)) {
       throw new AdvcorrectError('ERR_UNSUPPORTED', `parameter ${e.layer}/${e.name} is not reachable by the gradient engine`);
     }
   }
-  return result;
+  // Ascending offsets, so that sparse rows come out sorted step by step.
+  return result.sort((x, y) => x.regions[0][0] - y.regions[0][0]);
 }
 
 /** Per-batch data a parametric step needs to form per-example weight gradients. */
@@ -806,8 +810,12 @@ async function computeMarginRows(
   const dense: Float32Array[] | undefined = format === 'dense' && !visit ? new Array(total) : undefined;
   const sparse: { index: Int32Array; value: Float32Array }[] | undefined = format === 'sparse' && !visit ? new Array(total) : undefined;
   const scratch = format === 'sparse' || visit ? new Float32Array(view.size) : undefined;
-  const scratchIndex = format === 'sparse' && visit ? new Int32Array(view.size) : undefined;
-  const scratchValue = format === 'sparse' && visit ? new Float32Array(view.size) : undefined;
+  // Units of the widest Dense step (its kernel is [in, out]).
+  const nonzeroScratch = new Int32Array(
+    Math.max(1, ...steps.filter((vs) => vs.step.kind === 'dense').map((vs) => vs.step.weights.get('kernel')!.read().shape[1] as number)),
+  );
+  const scratchIndex = format === 'sparse' ? new Int32Array(view.size) : undefined;
+  const scratchValue = format === 'sparse' ? new Float32Array(view.size) : undefined;
   const signal = options.signal;
   const kernelChoice = options.kernels ?? 'auto';
   if (kernelChoice !== 'auto' && kernelChoice !== 'native' && kernelChoice !== 'js') throw new RangeError("kernels must be 'auto', 'native' or 'js'");
@@ -905,17 +913,36 @@ async function computeMarginRows(
           result.wrongClass[r] = wrong[b];
           result.value[r] = logits[b * C + wrong[b]] - logits[b * C + y] + delta;
           const row = dense ? uninitialisedFloat32(view.size) : (scratch as Float32Array);
-          for (const vs of steps) writeExampleGradient(vs, stepInputs.get(vs.step.index)!, deltas.get(vs.step.index), b, row);
+          let nnz = 0;
+          if (format === 'dense') {
+            for (const vs of steps) writeExampleGradient(vs, stepInputs.get(vs.step.index)!, deltas.get(vs.step.index), b, row);
+          } else {
+            for (const vs of steps) {
+              const d = deltas.get(vs.step.index);
+              const inputs = stepInputs.get(vs.step.index)!;
+              if (vs.step.kind === 'dense' && d) {
+                // Straight to (index, value): O(nonzeros) instead of a scan of the whole block.
+                nnz = appendDenseSparse(vs, inputs, d, b, scratchIndex as Int32Array, scratchValue as Float32Array, nnz, nonzeroScratch);
+              } else {
+                writeExampleGradient(vs, inputs, d, b, row);
+                for (const [offset, size] of vs.regions) {
+                  nnz = compressRange(row, offset, offset + size, scratchIndex as Int32Array, scratchValue as Float32Array, nnz);
+                }
+              }
+            }
+          }
           if (visit) {
             const info: MarginRowVisit = { row: r, example: start + b, wrongClass: wrong[b], value: result.value[r] };
             if (format === 'dense') info.dense = row;
-            else {
-              const nnz = compressInto(row, scratchIndex as Int32Array, scratchValue as Float32Array);
-              info.sparse = { index: (scratchIndex as Int32Array).subarray(0, nnz), value: (scratchValue as Float32Array).subarray(0, nnz) };
-            }
+            else info.sparse = { index: (scratchIndex as Int32Array).subarray(0, nnz), value: (scratchValue as Float32Array).subarray(0, nnz) };
             visit(info);
           } else if (dense) dense[r] = row;
-          else (sparse as { index: Int32Array; value: Float32Array }[])[r] = compress(row);
+          else {
+            (sparse as { index: Int32Array; value: Float32Array }[])[r] = {
+              index: (scratchIndex as Int32Array).slice(0, nnz),
+              value: (scratchValue as Float32Array).slice(0, nnz),
+            };
+          }
         }
         } finally {
           if (native && threads !== 1) native.setThreadCount(threads);
@@ -942,32 +969,64 @@ function uninitialisedFloat32(length: number): Float32Array {
   return new Float32Array(bytes.buffer, bytes.byteOffset, length);
 }
 
-function compressInto(row: Float32Array, index: Int32Array, value: Float32Array): number {
-  let k = 0;
-  for (let i = 0; i < row.length; i++) {
+/**
+ * Appends the nonzero entries of row[from, to) to index/value from position k (arrays at least
+ * view.size long) and returns the new count. Branch-free: every entry is written at position k and
+ * k advances only past nonzeros (about twice as fast as an if on rows of 20 % density).
+ */
+function compressRange(row: Float32Array, from: number, to: number, index: Int32Array, value: Float32Array, k: number): number {
+  for (let i = from; i < to; i++) {
     const v = row[i];
-    if (v !== 0) {
-      index[k] = i;
-      value[k++] = v;
-    }
+    index[k] = i;
+    value[k] = v;
+    k += +(v !== 0);
   }
   return k;
 }
 
-function compress(row: Float32Array): { index: Int32Array; value: Float32Array } {
-  let nnz = 0;
-  for (let i = 0; i < row.length; i++) if (row[i] !== 0) nnz++;
-  const index = new Int32Array(nnz);
-  const value = new Float32Array(nnz);
-  let k = 0;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    if (v !== 0) {
-      index[k] = i;
-      value[k++] = v;
+/**
+ * Sparse per-example gradient of a Dense step: kernel entries a_p·d_q for the nonzero a_p and d_q
+ * (p-major, so indices ascend), then the bias entries d_q. Products that underflow to 0 are dropped.
+ */
+function appendDenseSparse(
+  vs: ViewStep,
+  inputs: StepInputs,
+  d: Float32Array,
+  b: number,
+  index: Int32Array,
+  value: Float32Array,
+  k: number,
+  nonzero: Int32Array,
+): number {
+  const nIn = inputs.inShape[1];
+  const nOut = inputs.outShape[1];
+  const a = inputs.a;
+  const aOff = b * nIn;
+  const dOff = b * nOut;
+  let count = 0;
+  for (let q = 0; q < nOut; q++) if (d[dOff + q] !== 0) nonzero[count++] = q;
+  if (vs.kernel >= 0 && count > 0) {
+    for (let p = 0; p < nIn; p++) {
+      const ap = a[aOff + p];
+      if (ap === 0) continue;
+      const base = vs.kernel + p * nOut;
+      for (let t = 0; t < count; t++) {
+        const q = nonzero[t];
+        const v = ap * d[dOff + q];
+        index[k] = base + q;
+        value[k] = v;
+        k += +(v !== 0);
+      }
     }
   }
-  return { index, value };
+  if (vs.bias >= 0) {
+    for (let t = 0; t < count; t++) {
+      const q = nonzero[t];
+      index[k] = vs.bias + q;
+      value[k++] = d[dOff + q];
+    }
+  }
+  return k;
 }
 
 /** Logits of every image (row-major [n, classes]), computed batch by batch with model.predict. */
