@@ -389,6 +389,9 @@ export async function correct(
         // upper = ∇gᵀp − g(p)
         let dot = 0;
         for (let t = 0; t < index.length; t++) dot += value[t]! * p[index[t]!]!;
+        if (!Number.isFinite(dot - g)) {
+          throw new AdvcorrectError('ERR_MODEL', `the margin gradient of example ${example}, class ${cls} is not finite (g = ${g}); the gradient engine returned NaN/Infinity`);
+        }
         out.push({ example, cls, index, value, upper: dot - g });
       }
       if (!only || only.has('-1:-1')) {
@@ -398,6 +401,7 @@ export async function correct(
         // Loss cut: L(p) + ∇Lᵀ(w − p) ≤ η'  ⇔  ∇Lᵀw ≤ ∇Lᵀp − (L(p) − η')
         const all = new Int32Array(n);
         for (let i = 0; i < n; i++) all[i] = i;
+        if (!Number.isFinite(dot - loss)) throw new AdvcorrectError('ERR_MODEL', `the clean-loss gradient is not finite (loss ${loss})`);
         out.push({ example: -1, cls: -1, index: all, value: gradient, upper: dot - (loss - etaCut) });
       }
       return out;

@@ -25,6 +25,11 @@ function fmt(value: number, digits = 3): string {
   return value.toFixed(digits);
 }
 
+/** A tick label: at most 4 significant digits, no trailing zeros. */
+function short(value: number): string {
+  return String(Number(value.toPrecision(4)));
+}
+
 function pct(value: number): string {
   return `${(value * 100).toFixed(1)}%`;
 }
@@ -82,7 +87,7 @@ class Axes {
     return height - bottom - ((v - this.y[0]) / (this.y[1] - this.y[0])) * (height - top - bottom);
   }
 
-  frame(xLabel: string, yLabel: string, xFormat = (v: number) => fmt(v, 2), yFormat = (v: number) => fmt(v, 2)): string {
+  frame(xLabel: string, yLabel: string, xFormat = short, yFormat = short): string {
     const { width, height, left, right, top, bottom } = this.f;
     const parts: string[] = [];
     parts.push(`<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" class="plot-bg"/>`);
@@ -202,7 +207,7 @@ export function robustnessSvg(result: ResultDocument): string {
   const points = result.sweep?.points ?? [];
   const eps = points.map((p) => p.eps).concat(0, result.before.fgsm.eps, result.before.pgd.eps);
   const axes = new Axes([0, Math.max(...eps) * 1.05 || 0.1], [0, 1.02]);
-  const parts = [axes.frame('ε (L∞)', 'accuracy', (v) => fmt(v, 2), (v) => pct(v))];
+  const parts = [axes.frame('ε (L∞)', 'accuracy', short, (v) => pct(v))];
   const series = (key: 'before' | 'after') => {
     const clean = result[key].clean.accuracy;
     const pts = [{ eps: 0, acc: clean }, ...points.map((p) => ({ eps: p.eps, acc: p[key] }))].sort((a, b) => a.eps - b.eps);
