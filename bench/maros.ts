@@ -234,6 +234,21 @@ function report(index: IndexRecord[], records: RunRecord[]): string {
     }
   }
   lines.push('');
+  lines.push('Outcomes (status as reported by the solver; "solved" runs can still fail the residual check, mostly on the duality gap, which OSQP-style termination does not test):');
+  lines.push('');
+  for (const solver of solvers) {
+    for (const level of levels) {
+      const rs = records.filter((r) => r.solver === solver && r.level === level);
+      const counts = new Map<string, number>();
+      for (const r of rs) {
+        const key = r.status === 'solved' ? (r.success ? 'solved ✔' : 'solved, residual check failed') : r.status;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      const parts = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
+      lines.push(`- ${solver} ${level.toExponential(0)}: ${parts.join(', ')}`);
+    }
+  }
+  lines.push('');
   lines.push('The dual active-set solver applies only to problems whose Hessian is a positive diagonal; its rate is over all 137 problems all the same.');
   lines.push('');
   lines.push('## Comparison with the published qpbenchmark results (Maros–Mészáros, 2024 run)');
