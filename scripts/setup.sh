@@ -52,23 +52,24 @@ if ((${#missing[@]})); then
   fi
 fi
 
-say "installing npm packages"
+# npm's install hook (scripts/build-native.cjs) builds the addon with cmake-js from CMakeLists.txt.
+say "installing npm packages and building the native addon (cmake-js)"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 
 if $check_gyp; then
-  say "building the addon with node-gyp (binding.gyp)"
-  rm -rf build
-  gyp_log=$(mktemp)
-  if ! npx --no-install node-gyp rebuild -j 2 >"$gyp_log" 2>&1; then
-    cat "$gyp_log" >&2; echo "setup: node-gyp build failed (log above)" >&2; exit 1
+  # node-gyp always builds into ./build, so it builds a copy of the sources to keep cmake-js' build.
+  say "building the addon with node-gyp (binding.gyp) in a scratch copy"
+  scratch=$(mktemp -d)
+  cp -r binding.gyp package.json native scripts "$scratch"/
+  ln -s "$PWD/node_modules" "$scratch/node_modules"
+  if ! (cd "$scratch" && npx --no-install node-gyp rebuild -j 2 >gyp.log 2>&1); then
+    cat "$scratch/gyp.log" >&2; echo "setup: node-gyp build failed (log above)" >&2; exit 1
   fi
-  rm -f "$gyp_log"
-  ADVCORRECT_NATIVE_PATH=build/Release/advcorrect_native.node node -e 'const m=require(process.env.ADVCORRECT_NATIVE_PATH); console.log("setup: node-gyp build loads, modules:", m.modules.join(", "))'
-  rm -rf build
+  ADVCORRECT_NATIVE_PATH="$scratch/build/Release/advcorrect_native.node" node -e 'const m=require(process.env.ADVCORRECT_NATIVE_PATH); console.log("setup: the node-gyp build loads; modules:", m.modules.join(", "))'
+  rm -rf "$scratch"
 fi
 
-say "building the native addon with cmake-js (CMakeLists.txt)"
-npm run --silent build:native
 say "compiling TypeScript"
 npm run --silent build:ts
-say "ready: try 'npm run demo' or 'node dist/lib/cli/main.js --help'"
+node -e 'import("./dist/lib/native.js").then((m) => { const info = m.loadNative().buildInfo(); console.log(`setup: native addon ready (Eigen ${info.eigen}, ${info.simd}, ${info.openmpThreads} threads)`); })'
+say "ready: try 'npx advcorrect demo' or 'npx advcorrect --help'"
