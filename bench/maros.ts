@@ -10,7 +10,7 @@
  * parts (--only, --from, --levels, --solvers); the report is rebuilt from everything stored.
  *
  *   node dist/bench/maros.js [--levels 1e-3,1e-6] [--solvers admm,dual] [--time-limit 10]
- *                            [--only A,B] [--from NAME] [--max-n N] [--report-only] [--fresh]
+ *                            [--only A,B] [--from NAME] [--max-n N] [--kill-after S] [--report-only] [--fresh]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -343,7 +343,8 @@ async function main(): Promise<void> {
     }
     const maxN = args.get('max-n');
     if (maxN) names = names.filter((n) => index.find((p) => p.name === n)!.n <= Number(maxN));
-    const killAfterMs = (solvers.length * levels.length * (timeLimitS + 5) + 60) * 1000;
+    // Hard kill of a worker (all its levels): --kill-after seconds, default levels·solvers·(limit + 5) + 60.
+    const killAfterMs = Number(args.get('kill-after') ?? solvers.length * levels.length * (timeLimitS + 5) + 60) * 1000;
     for (let k = 0; k < names.length; k++) {
       const name = names[k];
       const rec = index.find((p) => p.name === name)!;
