@@ -211,6 +211,26 @@ describe('registered kernels agree with the cpu backend', function () {
         assertClose(await on(backend, compute), await on('cpu', compute), 'fused ops');
       });
 
+      it('slice, tile and the gradient of zero padding (Slice/Tile over whole runs)', async function () {
+        const compute = () => {
+          const x = tf.tensor4d(values(3 * 7 * 6 * 5, 15), [3, 7, 6, 5]);
+          const ints = tf.tensor3d(Int32Array.from({ length: 24 }, (_, i) => i * 7 - 30), [2, 3, 4], 'int32');
+          const r = tf.tensor4d(values(3 * 9 * 9 * 5, 16), [3, 9, 9, 5]);
+          return [
+            tf.slice(x, [1, 2, 1, 0], [2, 4, 5, 5]),
+            tf.slice(x, [0, 0, 0, 2], [3, 7, 6, 2]),
+            tf.slice(x, [2, 6, 5, 4], [1, 1, 1, 1]),
+            tf.slice(x, [1, 0, 0, 0], [1, 7, 6, 5]),
+            tf.cast(tf.slice(ints, [1, 1, 1], [1, 2, 3]), 'float32'),
+            tf.tile(tf.tensor4d(values(4, 17), [1, 1, 1, 4]), [3, 2, 5, 1]),
+            tf.tile(x, [1, 2, 1, 3]),
+            tf.cast(tf.tile(ints, [2, 1, 2]), 'float32'),
+            tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.pad(t as tf.Tensor4D, [[0, 0], [1, 1], [2, 1], [0, 0]]), r)))(x),
+          ];
+        };
+        assertClose(await on(backend, compute), await on('cpu', compute), 'slice/tile');
+      });
+
       it('gradient of gather (UnsortedSegmentSum)', async function () {
         const compute = () => {
           const table = tf.tensor2d(values(6 * 4, 13), [6, 4]);

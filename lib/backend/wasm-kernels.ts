@@ -124,6 +124,91 @@ export function unsortedSegmentSumJs(
   }
 }
 
+/** Copies the box x[begin .. begin+size) of an N-d array (row-major) into out, in contiguous runs. */
+export function sliceJs(x: Typed, shape: number[], begin: number[], size: number[], out: Typed): void {
+  const rank = shape.length;
+  if (out.length === 0) return;
+  if (rank === 0) {
+    out[0] = x[0];
+    return;
+  }
+  // Trailing dims taken whole merge into one run.
+  let k = rank - 1;
+  while (k > 0 && begin[k] === 0 && size[k] === shape[k]) k--;
+  const strides = new Array<number>(rank);
+  strides[rank - 1] = 1;
+  for (let d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1] * shape[d + 1];
+  const run = size[k] * strides[k];
+  const outer = size.slice(0, k).reduce((a, b) => a * b, 1);
+  const index = new Array<number>(k).fill(0);
+  let dst = 0;
+  for (let o = 0; o < outer; o++) {
+    let src = begin[k] * strides[k];
+    for (let d = 0; d < k; d++) src += (begin[d] + index[d]) * strides[d];
+    out.set(x.subarray(src, src + run), dst);
+    dst += run;
+    for (let d = k - 1; d >= 0; d--) {
+      if (++index[d] < size[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+/** out = x repeated reps[d] times along each dim d (tf.tile), built from the innermost dim out. */
+export function tileJs(x: Typed, shape: number[], reps: number[], out: Typed): void {
+  const rank = shape.length;
+  if (out.length === 0) return;
+  if (rank === 0) {
+    out[0] = x[0];
+    return;
+  }
+  // After processing dims > d, each of the outer(d) blocks holds block(d) values; repeat them reps[d] times.
+  let current: Typed = x;
+  let block = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    const inner = block * shape[d];
+    const outer = shape.slice(0, d).reduce((a, b) => a * b, 1);
+    const grown = inner * reps[d];
+    const next = d === 0 ? out : (new (x.constructor as { new (n: number): Typed })(outer * grown) as Typed);
+    for (let o = 0; o < outer; o++) {
+      const src = current.subarray(o * inner, (o + 1) * inner);
+      for (let r = 0; r < reps[d]; r++) next.set(src, o * grown + r * inner);
+    }
+    current = next;
+    block = grown;
+  }
+}
+
+/** Slice and Tile over an I/O adapter: tfjs-wasm's own are element-by-element and slow on big tensors. */
+export function dataMovementConfigs(backendName: string, io: KernelIO): tf.KernelConfig[] {
+  const slice: tf.KernelConfig = {
+    kernelName: tf.Slice,
+    backendName,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x } = inputs as { x: TensorInfo };
+      const { begin, size } = attrs as unknown as tf.SliceAttrs;
+      const [b, s] = tf.slice_util.parseSliceParams(x, begin, size);
+      tf.slice_util.assertParamsValid(x, b, s);
+      const out = io.allocate(backend, s, x.dtype);
+      sliceJs(io.read(backend, x), x.shape, b, s, out.data);
+      return out.info;
+    },
+  };
+  const tile: tf.KernelConfig = {
+    kernelName: tf.Tile,
+    backendName,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x } = inputs as { x: TensorInfo };
+      const { reps } = attrs as unknown as tf.TileAttrs;
+      if (reps.length !== x.shape.length) throw new Error(`Tile: reps has ${reps.length} entries for a rank-${x.shape.length} tensor`);
+      const out = io.allocate(backend, x.shape.map((d, i) => d * reps[i]), x.dtype);
+      tileJs(io.read(backend, x), x.shape, reps, out.data);
+      return out.info;
+    },
+  };
+  return [slice, tile];
+}
+
 /** Kernel configs built on an I/O adapter, for registration under any backend name. */
 export function extraKernelConfigs(backendName: string, io: KernelIO): tf.KernelConfig[] {
   const conv2DBackpropFilter: tf.KernelConfig = {
