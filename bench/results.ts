@@ -210,8 +210,9 @@ async function main(): Promise<void> {
   await initBackend();
   const io: RunIo = { json: false, quiet: false, resume: false, beforeCache: new Map() };
   const sizes = arg('sizes', '10,50').split(',').map(Number);
+  const omegas = arg('omegas', '0.2,0,0.4').split(',').map(Number);
   if (only.has('grid')) {
-    for (const model of models) for (const nAdv of sizes) for (const omega of [0.2, 0, 0.4]) await correction(model, nAdv, omega, 'grid', 0, io);
+    for (const nAdv of sizes) for (const omega of omegas) for (const model of models) await correction(model, nAdv, omega, 'grid', 0, io);
   }
   if (only.has('draws')) {
     for (const model of models) for (const draw of [1, 2, 3]) await correction(model, 10, 0.2, 'draws', draw, io);

@@ -478,3 +478,43 @@ describe('correction: checkpoints and atomic writes', () => {
     assert.deepEqual(dropInfeasible(cuts, undefined), [3], 'no certificate: the newest margin cuts');
   });
 });
+
+describe('correction: CLI', function () {
+  this.timeout(60_000);
+  const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'lib', 'cli', 'main.js');
+
+  async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const { spawn } = await import('node:child_process');
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  it('correct and demo have --help listing every correction option', async () => {
+    for (const command of ['correct', 'demo']) {
+      const { code, stdout } = await run([command, '--help']);
+      assert.equal(code, 0);
+      for (const flag of ['--n-adv', '--omega', '--delta', '--tau', '--iterations', '--alphas', '--rounds', '--cut-classes', '--layers', '--solver', '--seed', '--dump-qp', '--json']) {
+        assert.ok(stdout.includes(flag), `${command} --help mentions ${flag}`);
+      }
+    }
+    assert.ok((await run(['correct', '--help'])).stdout.includes('--resume'));
+  });
+
+  it('rejects bad arguments with a message and a non-zero exit code', async () => {
+    const omega = await run(['correct', '--model', 'm.json', '--out', 'x', '--omega', '2']);
+    assert.notEqual(omega.code, 0);
+    assert.match(omega.stderr, /expected a number in \[0, 1\], got '2'/);
+    const arch = await run(['correct', '--model', 'weights.npz', '--out', 'x']);
+    assert.equal(arch.code, 2);
+    assert.match(arch.stderr, /--arch is required for an \.npz model/);
+    const resume = await run(['correct', '--resume', path.join(os.tmpdir(), 'advcorrect-no-such-run')]);
+    assert.equal(resume.code, 1);
+    assert.match(resume.stderr, /holds no run\.json: nothing to resume/);
+  });
+});

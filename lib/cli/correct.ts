@@ -68,7 +68,7 @@ function log(io: RunIo, text: string): void {
 }
 
 function pct(x: number): string {
-  return `${(100 * x).toFixed(2)}%`;
+  return Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : 'n/a';
 }
 
 async function evaluateTest(model: LoadedModel, test: ImageDataset, s: CorrectionRunSettings, io: RunIo, what: string, signal: AbortSignal): Promise<{ metrics: TestMetrics; sweep: Map<number, number> }> {
@@ -313,7 +313,8 @@ function denormalise(_result: unknown, images: Float32Array, loaded: LoadedModel
 export function summaryTable(doc: ResultDocument, out: string): string {
   const row = (name: string, b: number, a: number) => {
     const d = (a - b) * 100;
-    return `${name.padEnd(30)}${pct(b).padStart(9)}${pct(a).padStart(9)}${`${d >= 0 ? '+' : ''}${d.toFixed(2)} pp`.padStart(12)}`;
+    const change = Number.isFinite(d) ? `${d >= 0 ? '+' : ''}${d.toFixed(2)} pp` : 'n/a';
+    return `${name.padEnd(30)}${pct(b).padStart(9)}${pct(a).padStart(9)}${change.padStart(12)}`;
   };
   const e = doc.evaluation;
   return [
