@@ -222,8 +222,10 @@ bool Iteration::PolishWith(const std::vector<char>& set, double delta, Vec& xp, 
     top = rx - px_ - aty_;
     for (size_t k = 0; k < active.size(); ++k) bottom[k] = rs[k] - ax_[active[k]];
     const double now = std::max(InfNorm(top), InfNorm(bottom));
-    if (!(now > 1e-15 * (1 + rhs_norm))) break;
-    if (it >= s_.polish_refine_iter && now > 0.5 * last) break;
+    // Stop at round-off level, when a step no longer halves the residual, or after
+    // polish_refine_iter steps unless they are still paying off (then up to 4×).
+    if (!(now > 1e-14 * (1 + rhs_norm)) || now > 0.5 * last) break;
+    if (it >= s_.polish_refine_iter && now > 1e-3 * last) break;
     last = now;
     b_.SolvePolish(top, bottom, dx, dys);
     xp += dx;
@@ -317,6 +319,9 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
   }
 
   Vec xt(n), nu(rows), zt(rows), rx(n), rz(rows), zrel(rows), x_prev, y_prev, v(rows);
+  const bool tracked = b_.TracksAx();
+  Vec ax_track, axt;
+  if (tracked) b_.MultiplyA(x, ax_track);
   const int check = std::max(1, s_.check_termination);
   int rho_interval = s_.adaptive_rho_interval > 0 ? s_.adaptive_rho_interval : 0;
   int last_rho_update = 0;
@@ -341,9 +346,14 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
       x_prev = x;
       y_prev = y;
     }
-    rx = sigma * x - b_.q;
     rz = z - y.cwiseQuotient(rho_vec_);
-    b_.Solve(rx, rz, xt, nu);
+    if (tracked) {
+      b_.SolveTracked(sigma, x, ax_track, rz, xt, axt, nu);
+      ax_track = alpha * axt + (1 - alpha) * ax_track;
+    } else {
+      rx = sigma * x - b_.q;
+      b_.Solve(rx, rz, xt, nu);
+    }
     zt = z + (nu - y).cwiseQuotient(rho_vec_);
     x = alpha * xt + (1 - alpha) * x;
     zrel = alpha * zt + (1 - alpha) * z;
@@ -354,6 +364,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
 
     res = Compute(x, z, y);
     have_res = true;
+    if (tracked) ax_track = ax_;  // re-synchronise Āx (Compute multiplied it afresh)
     if (control_.on_progress && Ms(start) - last_progress_ms >= s_.progress_interval_ms) {
       last_progress_ms = Ms(start);
       CutQpProgress p;

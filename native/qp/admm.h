@@ -31,8 +31,8 @@ struct AdmmSettings {
   static constexpr double kDefaultAlpha = 1.6;
   static constexpr double kDefaultEpsAbs = 1e-3;
   static constexpr double kDefaultEpsRel = 1e-3;
-  static constexpr double kDefaultEpsPrimalInfeasible = 1e-4;
-  static constexpr double kDefaultEpsDualInfeasible = 1e-4;
+  static constexpr double kDefaultEpsPrimalInfeasible = 1e-6;
+  static constexpr double kDefaultEpsDualInfeasible = 1e-6;
   static constexpr int kDefaultMaxIterations = 4000;
   static constexpr int kDefaultScalingIterations = 10;
   static constexpr bool kDefaultAdaptiveRho = true;
@@ -140,6 +140,13 @@ class AdmmBackend {
   // Solves the system above: [x; ν] for right-hand side [rx; rz].
   virtual void Solve(const Eigen::VectorXd& rx, const Eigen::VectorXd& rz, Eigen::VectorXd& x,
                      Eigen::VectorXd& nu) = 0;
+  // Optional fast path (the cut back end without variable bounds): with rx = σx − q̄ and Āx
+  // known, the system is solved with one pass over A instead of two, and Āx̃ comes back from
+  // the m×m Gram matrix. The core keeps Āx up to date by the relaxation step.
+  virtual bool TracksAx() const { return false; }
+  virtual void SolveTracked(double /*sigma*/, const Eigen::VectorXd& /*x*/, const Eigen::VectorXd& /*ax*/,
+                            const Eigen::VectorXd& /*rz*/, Eigen::VectorXd& /*xt*/, Eigen::VectorXd& /*axt*/,
+                            Eigen::VectorXd& /*nu*/) {}
   // Polishing: factorises [P̄+δI, Ā_Sᵀ; Ā_S, −δI] for the rows S (sorted) and solves it.
   virtual FactorResult FactorPolish(const std::vector<int>& active, double delta) = 0;
   virtual void SolvePolish(const Eigen::VectorXd& rx, const Eigen::VectorXd& rs,

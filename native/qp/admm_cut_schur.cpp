@@ -75,6 +75,7 @@ class CutSchurBackend final : public AdmmBackend {
       c = 1.0 / std::min(norm, 1e4);
     }
     p_bar_diag_ *= c;
+    uniform_p_ = gram_is_d_metric_all();
     q = c * qbar;
     r = 0;
     for (int j = 0; j < n; ++j) {
@@ -136,6 +137,26 @@ class CutSchurBackend final : public AdmmBackend {
     nu.resize(rows);
     nu.head(m_rows) = tmp_m_;
     if (has_bounds_) nu.tail(n) = rho_b_.cwiseProduct(x - rz.tail(n));
+  }
+
+  bool TracksAx() const override { return !has_bounds_ && m_rows > 0 && uniform_p_; }
+
+  void SolveTracked(double sigma, const Vec& x, const Vec& ax, const Vec& rz, Vec& xt, Vec& axt, Vec& nu) override {
+    if (aq_.size() != m_rows) {  // Ā q̄ and E G E, once
+      Vec full;
+      MultiplyA(q, full);
+      aq_ = full.head(m_rows);
+      gtilde_ = e_a_.asDiagonal() * (*gram_) * e_a_.asDiagonal();
+    }
+    const double h = h_[0];
+    Vec a_rx = sigma * ax - aq_;
+    nu = factor_.solve(a_rx / h - rz);
+    tmp_n_.setZero();
+    Vec ey = nu.cwiseProduct(e_a_);
+    p_.rows->multiplyTransposeAdd(ey.data(), 1.0, tmp_n_.data());
+    xt = (sigma * x - q - d_.cwiseProduct(tmp_n_)) / h;
+    axt.noalias() = gtilde_ * nu;
+    axt = (a_rx - axt) / h;
   }
 
   FactorResult FactorPolish(const std::vector<int>& active, double delta) override {
@@ -228,6 +249,15 @@ class CutSchurBackend final : public AdmmBackend {
     return true;
   }
 
+  // d² D = 1 for every variable (P̄ = c·I, G = A diag(d²) Aᵀ).
+  bool gram_is_d_metric_all() const {
+    for (int j = 0; j < n; ++j) {
+      const double dj = p_.diagonal ? p_.diagonal[j] : 1.0;
+      if (std::abs(d_[j] * d_[j] * dj - 1.0) > 1e-12) return false;
+    }
+    return true;
+  }
+
   FactorResult FactorSchur(const Vec& inv_rho, Eigen::LLT<Mat>& llt) {
     if (m_rows == 0) return FactorResult::kOk;
     Mat s;
@@ -256,6 +286,9 @@ class CutSchurBackend final : public AdmmBackend {
 
   const CutQpProblem& p_;
   bool has_bounds_ = false;
+  bool uniform_p_ = false;
+  Vec aq_;
+  Mat gtilde_;
   Vec d_, e_a_, p_bar_diag_, h_, rho_b_, h_saved_, rho_b_saved_, polish_h_, polish_rho_b_;
   const Mat* gram_ = nullptr;
   Mat own_gram_;
