@@ -26,6 +26,11 @@ using MutMap = Eigen::Map<RowMat>;
 // block and the GEMM panels stay in L2.
 constexpr long kBlockElements = 1L << 18;
 
+// Below this many flops a call stays on the calling thread: waking a sleeping OpenMP worker
+// costs tens of microseconds on an idle machine and milliseconds on a busy one, more than
+// the work (the gradient engine calls these per example, on tiny products).
+constexpr double kParallelMinFlops = 4e6;
+
 int threadsNow() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -95,12 +100,16 @@ int imagesPerBlock(const ConvShape& s) {
 
 // Runs body(b0, b1, threadIndex) over contiguous image ranges, one range per thread,
 // each range cut into blocks of at most imagesPerBlock images.
+double convFlops(const ConvShape& s) {
+  return 2.0 * s.batch * s.outH * s.outW * static_cast<double>(s.fH) * s.fW * s.inC * s.outC;
+}
+
 template <typename Body>
 void forImageBlocks(const ConvShape& s, int threads, Body body) {
   const int block = imagesPerBlock(s);
-  const int used = std::max(1, std::min(threads, s.batch));
+  const int used = convFlops(s) < kParallelMinFlops ? 1 : std::max(1, std::min(threads, s.batch));
 #ifdef _OPENMP
-#pragma omp parallel num_threads(used)
+#pragma omp parallel num_threads(used) if (used > 1)
 #endif
   {
 #ifdef _OPENMP
@@ -178,7 +187,7 @@ void conv2dBackpropFilter(const float* x, const float* dy, const ConvShape& s, f
   validate(s);
   const long patch = static_cast<long>(s.fH) * s.fW * s.inC;
   const long rowsPerImage = static_cast<long>(s.outH) * s.outW;
-  const int threads = std::max(1, std::min(threadsNow(), s.batch));
+  const int threads = convFlops(s) < kParallelMinFlops ? 1 : std::max(1, std::min(threadsNow(), s.batch));
   std::vector<RowMat> partial(threads);
   std::vector<std::vector<float>> buffers(threads);
   const bool pointwise = isPointwise(s);
@@ -231,7 +240,7 @@ void batchMatMul(const float* a, const float* b, int batchA, int batchB, int m, 
   };
   const int threads = threadsNow();
   const double flops = 2.0 * m * n * static_cast<double>(k) * batch;
-  if (threads <= 1 || flops < 2e5) {
+  if (threads <= 1 || flops < kParallelMinFlops) {
     for (int index = 0; index < batch; ++index) part(index, 0, m, 0, n);
     return;
   }
