@@ -46,6 +46,7 @@ class DualActiveSet {
     }
     started_ = Clock::now();
     last_progress_ = started_;
+    debug_ = std::getenv("ADVCORRECT_DEBUG_DUAL") != nullptr;
   }
 
   CutQpResult Solve(const DualWorkingSet* warm, DualWorkingSet* final_set) {
@@ -405,7 +406,7 @@ class DualActiveSet {
         if (dependent && blocking < 0) {
           // No multiplier can leave and p cannot be reached: infeasible. The direction
           // (Δy_W = −sign·r, Δy_p = sign) is a Farkas ray.
-          if (std::getenv("ADVCORRECT_DEBUG_DUAL")) {
+          if (debug_) {
             std::fprintf(stderr, "infeasible: p=%d sign=%d viol=%g delta=%g Gpp=%g |W|=%d\n", p, sign, violation, delta, GramEntry(p, p), k);
             for (int i = 0; i < k; ++i) if (std::abs(r[i]) > 1e-6) std::fprintf(stderr, "  W[%d]=%d sign=%d r=%g y=%g eq=%d lo=%g up=%g\n", i, set_[i], sign_[i], r[i], y_[set_[i]], IsEquality(set_[i]), Lower(set_[i]), Upper(set_[i]));
             std::fprintf(stderr, "  p lo=%g up=%g value=%g\n", Lower(p), Upper(p), Value(p));
@@ -420,7 +421,7 @@ class DualActiveSet {
         for (int i = 0; i < k; ++i) dy[i] = -sign * r[i] * t;
         dy[k] = sign * t;
         ApplyStep(cons, dy);
-        if (std::getenv("ADVCORRECT_DEBUG_DUAL") && (delta < 1e-6 * GramEntry(p, p) || std::abs(t) > 1e6))
+        if (debug_ && (delta < 1e-6 * GramEntry(p, p) || std::abs(t) > 1e6))
           std::fprintf(stderr, "step p=%d sign=%d viol=%g delta/G=%g t=%g full=%d |W|=%d tol=%g\n", p, sign, violation, delta / GramEntry(p, p), t, t_full <= t_dual, k, DependentTol());
         if (t_full <= t_dual) {
           Append(p, sign, l, delta);
@@ -458,7 +459,7 @@ class DualActiveSet {
     result.y = y_.head(m_);
     result.z = has_bounds_ ? Eigen::VectorXd(y_.tail(n_)) : Eigen::VectorXd::Zero(n_);
     result.residuals = ComputeResiduals(p_, result.w, result.y, result.z, &result.objective);
-    if (std::getenv("ADVCORRECT_DEBUG_DUAL")) {
+    if (debug_) {
       Eigen::VectorXd act(m_);
       if (m_ > 0) p_.rows->multiply(result.w.data(), act.data());
       for (int i = 0; i < m_; ++i) {
@@ -518,6 +519,7 @@ class DualActiveSet {
   std::vector<int> set_, sign_;
   Eigen::MatrixXd L_;
   int iterations_ = 0;
+  bool debug_ = false;  // ADVCORRECT_DEBUG_DUAL=1: trace degenerate steps on stderr
   Clock::time_point started_, last_progress_;
 };
 
