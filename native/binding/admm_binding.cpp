@@ -17,10 +17,6 @@
 
 namespace advcorrect::binding {
 
-// Weak until the cut pool binding is linked in (keeps the addon loadable without it).
-cuts::CutPool* UnwrapCutPool(Napi::Value value) __attribute__((weak));
-void AcquireCutPoolForJob(Napi::Env env, cuts::CutPool* pool) __attribute__((weak));
-
 namespace {
 
 using qp::AdmmResult;
@@ -262,8 +258,6 @@ AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, AdmmSet
 
 Napi::Value SolveCutPool(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
-  if (&UnwrapCutPool == nullptr || &AcquireCutPoolForJob == nullptr)
-    throw Napi::Error::New(env, "this build of the addon has no cut pool");
   cuts::CutPool* pool = UnwrapCutPool(info[0]);
   const int n = pool->n();
   std::vector<double> w0 = ToDoubles(env, info[1], "w0", static_cast<size_t>(n));

@@ -222,10 +222,10 @@ bool Iteration::PolishWith(const std::vector<char>& set, double delta, Vec& xp, 
     top = rx - px_ - aty_;
     for (size_t k = 0; k < active.size(); ++k) bottom[k] = rs[k] - ax_[active[k]];
     const double now = std::max(InfNorm(top), InfNorm(bottom));
-    // Stop at round-off level, when a step no longer halves the residual, or after
-    // polish_refine_iter steps unless they are still paying off (then up to 4×).
-    if (!(now > 1e-14 * (1 + rhs_norm)) || now > 0.5 * last) break;
-    if (it >= s_.polish_refine_iter && now > 1e-3 * last) break;
+    // Stop at round-off level; after polish_refine_iter steps go on (up to 4×) only while
+    // each step at least halves the residual.
+    if (!(now > 1e-14 * (1 + rhs_norm))) break;
+    if (it >= s_.polish_refine_iter && now > 0.5 * last) break;
     last = now;
     b_.SolvePolish(top, bottom, dx, dys);
     xp += dx;
@@ -297,9 +297,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
     return;
   }
   SetRhoVector(std::clamp(s_.rho, AdmmSettings::kRhoMin, AdmmSettings::kRhoMax));
-  const auto factor_start = Clock::now();
   AdmmBackend::FactorResult fr = b_.Factor(s_.sigma, rho_vec_);
-  const double factor_ms = Ms(factor_start);
   if (fr != AdmmBackend::FactorResult::kOk) {
     result.status = AdmmStatus::kNonConvex;
     result.message = fr == AdmmBackend::FactorResult::kNonConvex
@@ -407,13 +405,9 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
     }
 
     if (s_.adaptive_rho) {
-      if (rho_interval == 0) {
-        // OSQP's automatic interval: a fraction of the factorisation/iteration time ratio.
-        const double iter_ms = Ms(start) / k;
-        const double ratio = iter_ms > 0 ? factor_ms / iter_ms : 1.0;
-        rho_interval = std::max(check, static_cast<int>(std::ceil(s_.adaptive_rho_fraction * ratio)));
-        rho_interval = ((rho_interval + check - 1) / check) * check;
-      }
+      // Automatic interval: every check (deterministic, unlike OSQP's timing-based rule;
+      // the adaptiveRhoTolerance factor already keeps refactorisations rare).
+      if (rho_interval == 0) rho_interval = check;
       if (k - last_rho_update >= rho_interval) {
         double rho_new = rho_ * std::sqrt(res.prim_ratio / std::max(res.dual_ratio, 1e-30));
         if (!std::isfinite(rho_new)) rho_new = rho_;

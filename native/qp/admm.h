@@ -37,7 +37,6 @@ struct AdmmSettings {
   static constexpr int kDefaultScalingIterations = 10;
   static constexpr bool kDefaultAdaptiveRho = true;
   static constexpr double kDefaultAdaptiveRhoTolerance = 5.0;
-  static constexpr double kDefaultAdaptiveRhoFraction = 0.4;
   static constexpr int kDefaultCheckTermination = 25;
   static constexpr bool kDefaultPolish = true;
   static constexpr bool kDefaultGapTermination = true;
@@ -60,9 +59,8 @@ struct AdmmSettings {
   int scaling = kDefaultScalingIterations;
   bool adaptive_rho = kDefaultAdaptiveRho;
   double adaptive_rho_tolerance = kDefaultAdaptiveRhoTolerance;
-  // Least iterations between two ρ updates; 0 = automatic (from factorisation vs iteration time).
+  // Least iterations between two ρ updates; 0 = automatic (= check_termination).
   int adaptive_rho_interval = 0;
-  double adaptive_rho_fraction = kDefaultAdaptiveRhoFraction;
   int check_termination = kDefaultCheckTermination;
   bool polish = kDefaultPolish;
   // Also require |primal − dual objective| ≤ eps_abs + eps_rel·(objective terms) to stop
