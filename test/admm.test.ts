@@ -11,14 +11,17 @@ import type { CscMatrix, QuadraticProgram } from '../lib/qp/types.js';
 
 // ---------- helpers (independent of the solver) ----------
 
+/** A seeded xorshift64* generator of uniform numbers in [0, 1) (reproducible test data). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
+  let state = BigInt(seed) * 0x9e3779b97f4a7c15n + 1n;
+  const mask = (1n << 64n) - 1n;
   return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    state ^= state >> 12n;
+    state ^= (state << 25n) & mask;
+    state ^= state >> 27n;
+    state &= mask;
+    const out = (state * 0x2545f4914f6cdd1dn) & mask;
+    return Number(out >> 11n) / 2 ** 53;
   };
 }
 
