@@ -52,6 +52,7 @@ void GramPanel(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const do
   {
     RowMajorMatrix dense;
     Eigen::MatrixXd out;
+    Eigen::VectorXd chunk;
 #pragma omp for schedule(dynamic, 1)
     for (long long b = 0; b < blocks; ++b) {
       const size_t r0 = static_cast<size_t>(b) * block;
@@ -61,12 +62,37 @@ void GramPanel(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const do
       size_t nnz = 0;
       for (size_t i = r0; i < r1; ++i) nnz += static_cast<size_t>(rows[i]->nnz());
       out.resize(rb, k);
-      if (nnz * 8 >= static_cast<size_t>(rb) * static_cast<size_t>(n)) {
+      // Few new rows (the usual warm case): dot each stored row with the panel columns while
+      // it is in cache, reading A once in its own precision. Many new rows: gather + GEMM.
+      if (k > 16 && nnz * 8 >= static_cast<size_t>(rb) * static_cast<size_t>(n)) {
         dense.resize(rb, n);
         for (size_t i = r0; i < r1; ++i) rows[i]->toDense(dense.row(static_cast<Eigen::Index>(i - r0)).data(), nullptr, n);
         out.noalias() = dense * panel;
       } else {
+        out.setZero();
+        // Dense rows: cache-blocked over columns so each panel chunk stays in L2 while the
+        // block's rows stream through it once.
+        constexpr Eigen::Index kChunk = 2048;
+        for (Eigen::Index j0 = 0; j0 < n; j0 += kChunk) {
+          const Eigen::Index len = std::min<Eigen::Index>(kChunk, n - j0);
+          for (size_t i = r0; i < r1; ++i) {
+            const CutRow& row = *rows[i];
+            if (row.sparse) continue;
+            const Eigen::Index oi = static_cast<Eigen::Index>(i - r0);
+            if (row.single) {
+              // Convert once to float64 (vectorises), then Eigen's packet dot products.
+              chunk.resize(len);
+              const float* src = row.values_f32.data() + j0;
+              for (Eigen::Index q = 0; q < len; ++q) chunk[q] = static_cast<double>(src[q]);
+              for (Eigen::Index t = 0; t < k; ++t) out(oi, t) += chunk.dot(panel.col(t).segment(j0, len));
+            } else {
+              Eigen::Map<const Eigen::VectorXd> seg(row.values_f64.data() + j0, len);
+              for (Eigen::Index t = 0; t < k; ++t) out(oi, t) += seg.dot(panel.col(t).segment(j0, len));
+            }
+          }
+        }
         for (size_t i = r0; i < r1; ++i) {
+          if (!rows[i]->sparse) continue;
           for (Eigen::Index t = 0; t < k; ++t) out(static_cast<Eigen::Index>(i - r0), t) = rows[i]->dot(panel.col(t).data());
         }
       }
