@@ -6,6 +6,7 @@
  *   --backends a,b   only these backends (default: every available one)
  *   --quick          a tenth of the work (a smoke run; figures noisier)
  *   --no-write       print the table, do not touch docs/
+ *   --render         only re-render tensors.md from tensors.json
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -273,6 +274,8 @@ function renderMarkdown(reports: ChildReport[], peak: { gflops1: number; gflops2
   }
   lines.push('"work measured" gives wall time and, in brackets, the CPU time the process got (all its threads): when the');
   lines.push('second is well below the first, other processes held the cores and the wall-time rate understates the code.');
+  lines.push('"time at this rate" likewise gives the wall-time projection (✔/✘ against the target) and the CPU-time one:');
+  lines.push('CPU seconds summed over threads, so on two idle cores the wall time would lie between half of it and all of it.');
   lines.push('');
   lines.push('| backend | model | figure | rate | work measured | FLOPs/unit | workload | time at this rate | target | FLOP-limited time |');
   lines.push('|---|---|---|---:|---|---:|---|---:|---:|---:|');
@@ -283,7 +286,8 @@ function renderMarkdown(reports: ChildReport[], peak: { gflops1: number; gflops2
       const met = wl?.targetSeconds !== undefined ? (wl.seconds <= wl.targetSeconds ? ' ✔' : ' ✘') : '';
       lines.push(
         `| ${report.backend} | ${f.arch} | ${f.name} | ${fmtRate(f.rate)} ${f.unit} | ${f.units} in ${fmtSeconds(f.seconds)} (CPU ${fmtSeconds(f.cpuSeconds)}) | ` +
-          `${(f.flopsPerUnit / 1e6).toFixed(2)} M | ${wl?.label ?? ''} | ${wl ? fmtSeconds(wl.seconds) : ''}${met} | ` +
+          `${(f.flopsPerUnit / 1e6).toFixed(2)} M | ${wl?.label ?? ''} | ` +
+          `${wl ? `${fmtSeconds(wl.seconds)}${met} (CPU ${fmtSeconds((wl.units * f.cpuSeconds) / f.units)})` : ''} | ` +
           `${wl?.targetSeconds !== undefined ? `≤ ${fmtSeconds(wl.targetSeconds)}` : ''} | ${limit} |`,
       );
     }
@@ -309,6 +313,17 @@ function renderMarkdown(reports: ChildReport[], peak: { gflops1: number; gflops2
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
+  if (args.includes('--render')) {
+    // Re-render docs/benchmarks/tensors.md from tensors.json (after a change to this renderer).
+    const { readFile } = await import('node:fs/promises');
+    const saved = JSON.parse(await readFile(path.join(root, 'docs', 'benchmarks', 'tensors.json'), 'utf8')) as {
+      meta: Record<string, string>;
+      peak?: { gflops1: number; gflops2: number };
+      reports: ChildReport[];
+    };
+    await writeFile(path.join(root, 'docs', 'benchmarks', 'tensors.md'), renderMarkdown(saved.reports, saved.peak, saved.meta));
+    return;
+  }
   const childIndex = args.indexOf('--child');
   if (childIndex >= 0) {
     const report = await runChild(args[childIndex + 1] as BackendName, quick);
