@@ -28,6 +28,9 @@ let cached: NativeAddon | undefined;
 /** Loads the C++ addon once; throws an AdvcorrectError (ERR_NATIVE_MISSING) that says how to build it. */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
+  // Idle OpenMP workers spin by default, which steals a core from tfjs and the other solver
+  // thread on a 2-core machine; it must be set before the runtime starts, i.e. before loading.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const require = createRequire(import.meta.url);
   const candidates = addonCandidates();
   const found = candidates.find((file) => existsSync(file));
