@@ -368,7 +368,7 @@ describe('ADMM (OSQP algorithm)', function () {
       assert.equal(again.status, 'solved');
             const cold = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false, warmStart: false });
       assert.equal(cold.status, 'solved');
-      assert.ok(again.iterations <= cold.iterations, `warm ${again.iterations} vs cold ${cold.iterations}`);
+      assert.ok(again.iterations <= 2 * admmDefaults().checkTermination && again.iterations < cold.iterations, `warm ${again.iterations} vs cold ${cold.iterations}`);
     });
   });
 });

@@ -232,17 +232,23 @@ AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, AdmmSet
       any = any || y[i] != 0;
     }
     if (any) {
+      // Stationarity D(w − w₀) + Aᵀy + z = 0: w = w₀ − D⁻¹Aᵀy clipped to the bounds, and the
+      // bound multipliers z = D(w_unclipped − w) take up the difference.
       Vec w = Eigen::Map<const Vec>(w0.data(), n);
-      Vec aty = Vec::Zero(n);
+      Vec aty = Vec::Zero(n), z = Vec::Zero(n);
       pool->multiplyTransposeAdd(y.data(), 1.0, aty.data());
       for (int j = 0; j < n; ++j) {
         const double d = problem.diagonal ? problem.diagonal[j] : 1.0;
-        w[j] -= aty[j] / d;
-        if (problem.var_lower) w[j] = std::max(w[j], problem.var_lower[j]);
-        if (problem.var_upper) w[j] = std::min(w[j], problem.var_upper[j]);
+        const double free_w = w[j] - aty[j] / d;
+        double clipped = free_w;
+        if (problem.var_lower) clipped = std::max(clipped, problem.var_lower[j]);
+        if (problem.var_upper) clipped = std::min(clipped, problem.var_upper[j]);
+        w[j] = clipped;
+        z[j] = d * (free_w - clipped);
       }
       settings.warm_x = w;
       settings.warm_y = y;
+      settings.warm_z = z;
     }
   }
   qp::CutQpControl control;

@@ -315,6 +315,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
     b_.MultiplyA(x, ax_);
     Project(ax_, z);
   }
+  const bool warm = warm_x && warm_x->size() == n && warm_y && warm_y->size() == rows;
 
   Vec xt(n), nu(rows), zt(rows), rx(n), rz(rows), zrel(rows), x_prev, y_prev, v(rows);
   const bool tracked = b_.TracksAx();
@@ -325,6 +326,11 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
   int last_rho_update = 0;
   int next_polish = std::max(2 * check, 100);
   std::vector<char> set_prev, set_now;
+  if (warm) {
+    // From a warm start the active set is likely right already: polish from the first check.
+    ActiveSet(z, y, set_prev);
+    next_polish = check;
+  }
   double last_progress_ms = -1e300;
   Residuals res;
   bool have_res = false;
