@@ -255,8 +255,8 @@ function report(index: IndexRecord[], records: RunRecord[]): string {
   }
   lines.push('');
   lines.push(
-    'Rates and mean times are over all 137 problems: a problem not run at a level (see "problems run") counts as a failure at the time limit. ' +
-      'Where fewer than 137 were run at 1e-9, the run was limited to the problems that succeeded at 1e-3 or 1e-6, for lack of time.',
+    `Rates and mean times are over all ${total} problems: a problem not run at a level (see "problems run") counts as a failure at the time limit. ` +
+      'The time of the first level run in each worker process includes loading the native addon.',
   );
   lines.push('');
   lines.push('The dual active-set solver applies only to problems whose Hessian is a positive diagonal; its rate is over all 137 problems all the same.');
