@@ -210,7 +210,9 @@ function report(index: IndexRecord[], records: RunRecord[]): string {
   const lines: string[] = [];
   lines.push('# Maros–Mészáros benchmark');
   lines.push('');
-  lines.push('Written by `npm run bench:maros` (bench/maros.ts); do not edit by hand.');
+  lines.push('Written by `npm run bench:maros` (bench/maros.ts); do not edit by hand. Raw results: maros-meszaros.json.');
+  lines.push('Re-run all with `npm run bench:maros`, or in parts with `node dist/bench/maros.js --only A,B | --from NAME --levels 1e-3,1e-6 --solvers admm,dual --time-limit 10 --kill-after S`;');
+  lines.push('results merge into the JSON and `--report-only` rebuilds this page.');
   lines.push('');
   lines.push(`- Problems: ${total} of the Maros–Mészáros set (../shared/qp/maros-meszaros; EXDATA is missing from the set).`);
   lines.push(`- Machine: ${machine()} — shared with other work while this ran, so times are noisy.`);
