@@ -16,7 +16,7 @@
  * left out (they constrain nothing). Numbers are written as the shortest decimal that reads
  * back as the same double.
  */
-import { chooseNames, checkProblemShape, formatNumber } from './qps.js';
+import { chooseNames, checkProblemShape, formatNumber, transposeCompressed } from './qps.js';
 import type { QuadraticProgram } from './types.js';
 
 const LP_RESERVED = new Set([
@@ -90,19 +90,10 @@ export function writeLp(problem: QuadraticProgram): string {
 
   // Rows as lists of (column, value): transpose A once.
   const { A, P, q } = problem;
-  const rowCount = new Int32Array(m + 1);
-  for (let p = 0; p < A.colPtr[n]; p++) rowCount[A.rowIndex[p] + 1]++;
-  for (let i = 0; i < m; i++) rowCount[i + 1] += rowCount[i];
-  const next = rowCount.slice(0, m);
-  const rowCols = new Int32Array(A.colPtr[n]);
-  const rowVals = new Float64Array(A.colPtr[n]);
-  for (let j = 0; j < n; j++) {
-    for (let p = A.colPtr[j]; p < A.colPtr[j + 1]; p++) {
-      const k = next[A.rowIndex[p]]++;
-      rowCols[k] = j;
-      rowVals[k] = A.values[p];
-    }
-  }
+  const rows = transposeCompressed(A.colPtr, A.rowIndex, A.values, m);
+  const rowCount = rows.ptr;
+  const rowCols = rows.index;
+  const rowVals = rows.values;
 
   const used = new Uint8Array(n);
   const w = new LineWriter();

@@ -636,6 +636,38 @@ function parseQps(text: string, fileName: string): QuadraticProgram {
   };
 }
 
+/**
+ * Transposes a compressed sparse matrix (CSC ↔ CSR): `outer` pointers (outerCount + 1), `inner`
+ * indices in [0, innerCount), values. Entries of each output line come in input-line order.
+ */
+export function transposeCompressed(
+  outer: Int32Array,
+  inner: Int32Array,
+  values: ArrayLike<number>,
+  innerCount: number,
+): { ptr: Int32Array; index: Int32Array; values: Float64Array } {
+  const outerCount = outer.length - 1;
+  const nnz = outer[outerCount];
+  const ptr = new Int32Array(innerCount + 1);
+  for (let p = 0; p < nnz; p++) {
+    const i = inner[p];
+    if (!(i >= 0 && i < innerCount)) throw new RangeError(`index ${i} out of range [0, ${innerCount})`);
+    ptr[i + 1]++;
+  }
+  for (let i = 0; i < innerCount; i++) ptr[i + 1] += ptr[i];
+  const next = ptr.slice(0, innerCount);
+  const index = new Int32Array(nnz);
+  const out = new Float64Array(nnz);
+  for (let o = 0; o < outerCount; o++) {
+    for (let p = outer[o]; p < outer[o + 1]; p++) {
+      const k = next[inner[p]]++;
+      index[k] = o;
+      out[k] = values[p];
+    }
+  }
+  return { ptr, index, values: out };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer
 

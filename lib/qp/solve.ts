@@ -14,7 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { writeLp } from './lp-writer.js';
-import { checkProblemShape, genericNames, writeQps } from './qps.js';
+import { checkProblemShape, genericNames, transposeCompressed, writeQps } from './qps.js';
 import { kktResiduals, type KktEvaluation } from './residuals.js';
 import { solveAdmm } from './admm.js';
 import { CutPool } from './cut-pool.js';
@@ -136,23 +136,8 @@ async function solveByAdmm(problem: QuadraticProgram, options: SolveQpOptions): 
 /** Rows of A as CSR (row pointers, column indices, values); entries keep column order. */
 export function toCsr(problem: QuadraticProgram): { rowPtr: Int32Array; colIndex: Int32Array; values: Float64Array } {
   const { A } = problem;
-  const m = A.nrows;
-  const n = A.ncols;
-  const nnz = A.colPtr[n];
-  const rowPtr = new Int32Array(m + 1);
-  for (let p = 0; p < nnz; p++) rowPtr[A.rowIndex[p] + 1]++;
-  for (let i = 0; i < m; i++) rowPtr[i + 1] += rowPtr[i];
-  const next = rowPtr.slice(0, m);
-  const colIndex = new Int32Array(nnz);
-  const values = new Float64Array(nnz);
-  for (let j = 0; j < n; j++) {
-    for (let p = A.colPtr[j]; p < A.colPtr[j + 1]; p++) {
-      const k = next[A.rowIndex[p]]++;
-      colIndex[k] = j;
-      values[k] = A.values[p];
-    }
-  }
-  return { rowPtr, colIndex, values };
+  const t = transposeCompressed(A.colPtr, A.rowIndex, A.values, A.nrows);
+  return { rowPtr: t.ptr, colIndex: t.index, values: t.values };
 }
 
 async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array, options: SolveQpOptions): Promise<QpResult> {
@@ -260,23 +245,10 @@ export function cutQpToProblem(data: CutQpData): QuadraticProgram {
     if (v !== undefined && v.length !== n) throw new RangeError(`${label} must have length n = ${n}`);
   const d = data.diagonal ?? new Float64Array(n).fill(1);
   // A in CSC (transpose of the CSR rows).
-  const colPtr = new Int32Array(n + 1);
-  for (let p = 0; p < nnz; p++) {
-    const j = data.colIndex[p];
-    if (j < 0 || j >= n) throw new RangeError(`column index ${j} out of range [0, ${n})`);
-    colPtr[j + 1]++;
-  }
-  for (let j = 0; j < n; j++) colPtr[j + 1] += colPtr[j];
-  const next = colPtr.slice(0, n);
-  const rowIndex = new Int32Array(nnz);
-  const values = new Float64Array(nnz);
-  for (let i = 0; i < m; i++) {
-    for (let p = data.rowPtr[i]; p < data.rowPtr[i + 1]; p++) {
-      const k = next[data.colIndex[p]]++;
-      rowIndex[k] = i;
-      values[k] = data.values[p];
-    }
-  }
+  const csc = transposeCompressed(data.rowPtr, data.colIndex, data.values, n);
+  const colPtr = csc.ptr;
+  const rowIndex = csc.index;
+  const values = csc.values;
   const q = new Float64Array(n);
   let r = 0;
   for (let j = 0; j < n; j++) {
