@@ -190,13 +190,13 @@ describe('dual active-set solver', function () {
       let ticks = 0;
       const timer = setInterval(() => ticks++, 5);
       const started = performance.now();
-      setTimeout(() => controller.abort(), 100);
+      setTimeout(() => controller.abort(), 5);
       const result = await pool.solve(w0, { signal: controller.signal, warmStart: false });
       const elapsed = performance.now() - started;
       clearInterval(timer);
       assert.equal(result.status, 'aborted');
       assert.ok(elapsed < 1000, `abort took ${elapsed} ms`);
-      assert.ok(ticks >= 5, `the event loop ran ${ticks} timer ticks during the solve`);
+      assert.ok(ticks >= 1, `the event loop ran ${ticks} timer ticks during the solve`);
       // The pool is usable again.
       const done = await pool.solve(w0, { maxIterations: 3 });
       assert.equal(done.status, 'max_iter_reached');
@@ -214,19 +214,21 @@ describe('dual active-set solver', function () {
       assert.equal(limited.status, 'max_iter_reached');
       assert.equal(limited.iterations, 10);
       const progress: number[] = [];
-      const timed = await pool.solve(w0, { timeLimitMs: 300, warmStart: false, onProgress: (p) => progress.push(p.iteration) });
+      const timed = await pool.solve(w0, { timeLimitMs: 5, warmStart: false });
       assert.equal(timed.status, 'time_limit_reached');
-      assert.ok(progress.length >= 1, 'progress was reported');
+      const full = await pool.solve(w0, { warmStart: false, progressIntervalMs: 0, onProgress: (p) => progress.push(p.iteration) });
+      assert.equal(full.status, 'solved');
+      assert.ok(progress.length >= 10, `progress was reported ${progress.length} times`);
       assert.ok(progress.every((v, i) => i === 0 || v >= progress[i - 1]));
     });
 
     it('rejects appends while a solve runs, and a throwing progress callback ends the solve', async function () {
       const { pool, w0 } = bigPool();
-      const running = pool.solve(w0, { timeLimitMs: 200, warmStart: false });
+      const running = pool.solve(w0, { warmStart: false });
       assert.throws(() => pool.appendDense(new Float64Array(pool.n), 1), /in use by a running solve/);
       await running;
       await assert.rejects(
-        pool.solve(w0, { warmStart: false, onProgress: () => { throw new Error('stop here'); } }),
+        pool.solve(w0, { warmStart: false, progressIntervalMs: 0, onProgress: () => { throw new Error('stop here'); } }),
         /stop here/,
       );
     });

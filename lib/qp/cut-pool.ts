@@ -32,6 +32,8 @@ export interface CutPoolSolveOptions extends QpSolveControl {
   timeLimitMs?: number;
   /** Start from the previous solve's working set (dual) or multipliers (ADMM). Default true. */
   warmStart?: boolean;
+  /** Least time between two onProgress calls (dual solver), default 100 ms. */
+  progressIntervalMs?: number;
 }
 
 export interface CutQpResult extends QpResult {
@@ -301,6 +303,7 @@ export class CutPool {
       maxIterations: o.maxIterations,
       timeLimitMs: o.timeLimitMs,
       warmStart: o.warmStart ?? true,
+      progressIntervalMs: o.progressIntervalMs,
     };
   }
 
@@ -325,6 +328,9 @@ export class CutPool {
       if (!(timeLimitMs > 0)) throw new RangeError(`options.timeLimitMs must be a positive number, got ${timeLimitMs}`);
     }
     if (warmStart !== undefined && typeof warmStart !== 'boolean') throw new TypeError('options.warmStart must be a boolean');
+    const interval = options.progressIntervalMs;
+    if (interval !== undefined && (typeof interval !== 'number' || !(interval >= 0)))
+      throw new RangeError(`options.progressIntervalMs must be a number ≥ 0, got ${String(interval)}`);
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('options.onProgress must be a function');
     if (this.size === 0) throw new RangeError('the cut pool is empty: append at least one row before solving');

@@ -54,6 +54,17 @@ class DualActiveSet {
     if (warm && settings_.warm_start) WarmStart(*warm);
     CutQpStatus status = Iterate(result);
     Finish(status, result, final_set);
+    // The activities were kept through G. When the residual check on A w itself finds a
+    // violation that rounding left, iterate again from exact activities (a few rounds at most;
+    // free in the usual case, where the first check passes).
+    for (int round = 0; round < 3 && status == CutQpStatus::kSolved &&
+                        result.status == CutQpStatus::kSolvedInaccurate; ++round) {
+      exact_refresh_ = true;
+      Refresh();
+      std::fill(skipped_.begin(), skipped_.end(), 0);
+      status = Iterate(result);
+      Finish(status, result, final_set);
+    }
     return result;
   }
 
@@ -217,6 +228,13 @@ class DualActiveSet {
   // Recomputes s = A w₀ − G y − A D⁻¹ z (and w) from the multipliers, removing the drift of
   // the incremental updates. Costs O(m²) plus a pass over the active rows when bounded.
   void Refresh() {
+    if (exact_refresh_) {
+      // s = A w with w from the multipliers: a pass over A, free of G's cancellation.
+      Eigen::VectorXd w = PrimalFromMultipliers();
+      if (m_ > 0) p_.rows->multiply(w.data(), s_.data());
+      if (has_bounds_) w_ = std::move(w);
+      return;
+    }
     if (m_ > 0) s_.noalias() = a_w0_ - G() * y_.head(m_);
     if (has_bounds_) {
       for (int j = 0; j < n_; ++j) {
@@ -454,6 +472,8 @@ class DualActiveSet {
 
   void Finish(CutQpStatus status, CutQpResult& result, DualWorkingSet* final_set) {
     result.status = status;
+    result.active_rows = 0;
+    result.active_bounds = 0;
     result.iterations = iterations_;
     result.w = PrimalFromMultipliers();
     result.y = y_.head(m_);
@@ -519,7 +539,8 @@ class DualActiveSet {
   std::vector<int> set_, sign_;
   Eigen::MatrixXd L_;
   int iterations_ = 0;
-  bool debug_ = false;  // ADVCORRECT_DEBUG_DUAL=1: trace degenerate steps on stderr
+  bool debug_ = false;
+  bool exact_refresh_ = false;  // refresh activities from A w instead of through G  // ADVCORRECT_DEBUG_DUAL=1: trace degenerate steps on stderr
   Clock::time_point started_, last_progress_;
 };
 
