@@ -221,7 +221,7 @@ async function runCase(n: number, m: number, density: number, highs: Highs | und
     started = performance.now();
     const admm = await pool.solve(w0, { solver: 'admm', eps: 1e-4, warmStart: false, timeLimitMs: 300000 });
     record(n, m + 10, density, 'ADMM to 1e-4, cold', admm, performance.now() - started, pool,
-      `|obj − dual obj| / obj = ${fmt(Math.abs(admm.objective - warm.objective) / Math.max(1e-300, warm.objective))}`);
+      `objective rel. diff to dual = ${fmt(Math.abs(admm.objective - warm.objective) / Math.max(1e-300, warm.objective))}`);
   } catch (error) {
     process.stderr.write(`ADMM failed: ${(error as Error).message}\n`);
   }
