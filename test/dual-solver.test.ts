@@ -233,6 +233,16 @@ describe('dual active-set solver', function () {
       );
     });
 
+    it("solver 'admm' (lib/qp/admm.ts) agrees with the dual solver to its tolerance", async function () {
+      const qp = randomCutQp({ n: 60, m: 40, density: 0.4, seed: 53, bounds: true });
+      const pool = buildPool(qp);
+      const dual = await pool.solve(qp.w0);
+      const admm = await pool.solve(qp.w0, { solver: 'admm', eps: 1e-6, warmStart: false });
+      assert.equal(admm.solver, 'admm');
+      assert.equal(admm.status, 'solved');
+      assert.ok(Math.abs(admm.objective - dual.objective) <= 1e-4 * (1 + dual.objective), `${admm.objective} vs ${dual.objective}`);
+    });
+
     it('solveSync gives the same answer as solve', async function () {
       const qp = randomCutQp({ n: 50, m: 40, density: 0.5, seed: 52, ranges: true });
       const a = await buildPool(qp).solve(qp.w0);
