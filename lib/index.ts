@@ -1,2 +1,9 @@
+// Public API of advcorrect, layer by layer (each layer only imports those above it).
 export { AdvcorrectError, type AdvcorrectErrorCode } from './errors.js';
-export * from './qp/types.js';
+export * from './qp/index.js';
+export * from './backend/index.js';
+export * from './data/index.js';
+export * from './models/index.js';
+export * from './attacks/index.js';
+export * from './correction/index.js';
+export * from './report/index.js';

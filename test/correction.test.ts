@@ -13,7 +13,8 @@ import {
   type CutRecord,
   type LabelledImages,
 } from '../lib/correction/correct.js';
-import { decodeBundle, encodeBundle, loadCheckpoint, replaceDirAtomic, saveCheckpoint, writeFileAtomic } from '../lib/correction/checkpoint.js';
+import { decodeBundle, encodeBundle, loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../lib/correction/checkpoint.js';
+import { writeFileAtomic } from '../lib/data/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions } from '../lib/correction/options.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
 import { cleanLoss, margins } from '../lib/models/gradients.js';

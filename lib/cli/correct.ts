@@ -17,7 +17,8 @@ import { exportNpz, loadModel, saveModel, type LoadedModel } from '../models/io.
 import { evaluate, type AttackSpec } from '../attacks/index.js';
 import { generateAdversarialSet } from '../attacks/adversarial-set.js';
 import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
-import { loadCheckpoint, replaceDirAtomic, saveCheckpoint, writeFileAtomic } from '../correction/checkpoint.js';
+import { loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../correction/checkpoint.js';
+import { writeFileAtomic } from '../data/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import type { CorrectionProgress } from '../correction/types.js';
 import { quantiseImages, writeReport, writeResult, type ResultDocument, type RobustnessSweep, type TestMetrics } from '../report/index.js';

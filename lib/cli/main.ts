@@ -14,18 +14,27 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-// Each command module adds its subcommands; one line per module.
-const commandModules: Array<() => Promise<{ register(program: Command): void }>> = [
-  () => import('./eval.js'),
-  () => import('./attack.js'),
-  () => import('./data.js'),
-  () => import('./qp.js'),
-  () => import('./train.js'),
-  () => import('./correct.js'),
-];
+type CommandModule = { register(program: Command): void };
+
+// Each module registers the commands named here. Only the module of the command being run is
+// imported (the tensor commands load TensorFlow.js, which costs seconds); --help loads them all.
+const commandModules: Record<string, () => Promise<CommandModule>> = {
+  demo: () => import('./correct.js'),
+  correct: () => import('./correct.js'),
+  eval: () => import('./eval.js'),
+  attack: () => import('./attack.js'),
+  train: () => import('./train.js'),
+  data: () => import('./data.js'),
+  qp: () => import('./qp.js'),
+};
 
 async function main(): Promise<void> {
-  for (const load of commandModules) (await load()).register(program);
+  const requested = process.argv[2];
+  const loaders = requested !== undefined && Object.hasOwn(commandModules, requested)
+    ? [commandModules[requested]]
+    : [...new Set(Object.values(commandModules))];
+  const modules = new Set(await Promise.all(loaders.map((load) => load())));
+  for (const module of modules) module.register(program);
   await program.parseAsync(process.argv);
 }
 

@@ -23,5 +23,5 @@ export {
   type CorrectionSolver,
 } from './options.js';
 export { ParetoPool, paretoFilter, dominates, chooseWeighted, chooseFinal, normaliseAgainst, type Criteria, type WeightedChoice } from './selection.js';
-export { saveCheckpoint, loadCheckpoint, hasCheckpoint, writeFileAtomic, replaceDirAtomic, encodeBundle, decodeBundle, CHECKPOINT_DIR } from './checkpoint.js';
+export { saveCheckpoint, loadCheckpoint, hasCheckpoint, replaceDirAtomic, encodeBundle, decodeBundle, CHECKPOINT_DIR } from './checkpoint.js';
 export type * from './types.js';

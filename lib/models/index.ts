@@ -4,3 +4,4 @@ export * from './io.js';
 export { readNpz, writeNpz, parseNpz, encodeNpz, parseNpy, encodeNpy, unzip, type NpyArray, type NpyDtype } from './npz.js';
 export * from './parameters.js';
 export * from './gradients.js';
+export * from './train.js';

@@ -3,7 +3,7 @@
  * correction result plus the run's settings, the backend and the test metrics before and after.
  */
 import path from 'node:path';
-import { writeFileAtomic } from '../correction/checkpoint.js';
+import { writeFileAtomic } from '../data/files.js';
 import type { CorrectionResult } from '../correction/types.js';
 
 /** Test metrics of one model. */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { writeFileAtomic } from '../correction/checkpoint.js';
+import { writeFileAtomic } from '../data/files.js';
 import { renderReport } from './html.js';
 import type { ResultDocument } from './result.js';
 
