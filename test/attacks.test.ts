@@ -21,6 +21,7 @@ import {
   pgdWithMargins,
   saveAdversarialSet,
 } from '../lib/attacks/index.js';
+import { maxAbsDiff } from './helpers/arrays.js';
 
 const sharedModels = path.resolve(packageRoot, '..', 'shared', 'models');
 
@@ -42,12 +43,6 @@ function predictions(model: tfl.LayersModel, images: Float32Array): Int32Array {
     for (let j = 1; j < 10; j++) if (logits[i * 10 + j] > logits[i * 10 + best]) best = j;
     return best;
   });
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
 } from '../lib/backend/index.js';
 import { nativeKernels } from '../lib/backend/native-kernels.js';
 import { AdvcorrectError } from '../lib/errors.js';
+import { maxAbs, maxAbsDiff } from './helpers/arrays.js';
 
 /** A deterministic pseudo-random array in [-1, 1] (no dependence on any backend's RNG). */
 function values(n: number, seed: number): Float32Array {
@@ -21,19 +22,6 @@ function values(n: number, seed: number): Float32Array {
     out[i] = ((s >>> 0) / 0xffffffff) * 2 - 1;
   }
   return out;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }
 
 /** Runs `compute` on a backend and returns its outputs as plain arrays. */

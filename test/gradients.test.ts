@@ -16,6 +16,7 @@ import {
 } from '../lib/models/gradients.js';
 import { Random } from '../lib/data/random.js';
 import { ARCH_NAMES, buildModel } from '../lib/models/architectures.js';
+import { maxAbs, maxAbsDiff } from './helpers/arrays.js';
 
 /** Sets every weight of the model (including BN statistics) to seeded random values. */
 function randomiseWeights(model: tfl.LayersModel, seed: number): void {
@@ -92,19 +93,6 @@ function autodiffRow(model: tfl.LayersModel, view: ParameterView, x: Float32Arra
   });
   Object.values(grads).forEach((t) => t.dispose());
   return out;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }
 
 describe('gradient engine', function () {

@@ -24,6 +24,7 @@ import {
   saveModel,
   type ArchName,
 } from '../lib/models/index.js';
+import { maxAbsDiff } from './helpers/arrays.js';
 
 describe('models (lib/models)', function () {
   let tmp: string;
@@ -42,13 +43,6 @@ describe('models (lib/models)', function () {
     const r = new Random(seed);
     const size = shape.reduce((a, b) => a * b, 1);
     return tf.tensor4d(Float32Array.from({ length: size }, () => r.next()), shape as [number, number, number, number]);
-  }
-
-  function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-    assert.equal(a.length, b.length);
-    let max = 0;
-    for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-    return max;
   }
 
   function isCode(code: string, pattern: RegExp) {
