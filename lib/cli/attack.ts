@@ -5,8 +5,8 @@ import { initBackend, type BackendRequest } from '../backend/index.js';
 import { DATASET_NAMES, type DatasetName, type Split } from '../data/datasets.js';
 import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 import { generateAdversarialSet, saveAdversarialSet, type AttackSpec } from '../attacks/index.js';
-import { parseNonNegativeInteger, parseNonNegativeNumber, parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
-import { loadModelAndData, parseArch, parseBackend, parseDatasetName, parseLabels, parseSplit } from './eval.js';
+import { parseNonNegativeInteger, parseNonNegativeNumber, parsePositiveInteger, printJson } from './common.js';
+import { addAttackSettingOptions, addRunOptions, loadModelAndData, parseArch, parseDatasetName, parseSplit } from './eval.js';
 import { ProgressBar } from './progress.js';
 import { InvalidArgumentError } from 'commander';
 
@@ -42,7 +42,7 @@ function parseAttackName(value: string): 'fgsm' | 'pgd' {
 }
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('attack')
     .description(
       'Attack a slice of a data set and save n adversarial examples per class, most violated (lowest margin ' +
@@ -57,76 +57,67 @@ export function register(program: Command): void {
     .option('--n <n>', 'adversarial examples kept per class', parsePositiveInteger, 10)
     .option('--attack <name>', 'fgsm or pgd', parseAttackName, 'pgd')
     .option('--eps <eps>', 'L∞ radius in pixel units', parseNonNegativeNumber, 0.1)
-    .option('--pgd-steps <n>', 'PGD iterations', parseNonNegativeInteger, 40)
-    .option('--pgd-step-size <a>', 'PGD step size (pixel units)', parsePositiveNumber, 0.01)
-    .option('--restarts <n>', 'PGD restarts (the worst case per example is kept)', parsePositiveInteger, 1)
-    .option('--no-random-start', 'start PGD at the clean image')
-    .option('--no-clip', 'do not clip adversarial images to [0, 1]')
-    .option('--labels <which>', "attack the true labels or the model's clean predictions (true|pred)", parseLabels, 'true')
     .option('--offset <i>', 'first example of the split attacked', parseNonNegativeInteger, 0)
     .option('--candidates <m>', 'how many examples (from --offset) are attacked to choose from (default 100 per class kept, at most the rest of the split)', parsePositiveInteger)
-    .option('--no-sort', 'keep data set order within each class instead of most violated first')
-    .option('--seed <s>', 'seed of the PGD random starts', parseNonNegativeNumber, 0)
-    .option('--batch-size <b>', 'examples per batch', parsePositiveInteger, 256)
-    .option('--backend <name>', 'tensor backend: auto, tensorflow, native, wasm, cpu (default $ADVCORRECT_BACKEND or auto)', parseBackend)
-    .option('--quiet', 'no progress on stderr')
-    .option('--json', 'print one JSON object on stdout')
-    .action(async (flags: AttackFlags) => {
-      const started = Date.now();
-      const backend = await initBackend(flags.backend);
-      const candidates = flags.candidates ?? flags.n * 100;
-      const { loaded, data } = await loadModelAndData({ ...flags, n: candidates });
-      const attack: AttackSpec =
-        flags.attack === 'fgsm'
-          ? { name: 'fgsm', eps: flags.eps }
-          : { name: 'pgd', eps: flags.eps, steps: flags.pgdSteps, stepSize: flags.pgdStepSize, restarts: flags.restarts, randomStart: flags.randomStart };
-      const controller = new AbortController();
-      const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
-      process.once('SIGINT', onSigint);
-      const bar = new ProgressBar(`attack ${flags.attack}@${flags.eps}`, data.count, { quiet: Boolean(flags.quiet) });
-      let set;
-      try {
-        set = await generateAdversarialSet(loaded, data, {
-          perClass: flags.n,
-          attack,
-          labels: flags.labels,
-          clip: flags.clip,
-          sort: flags.sort,
-          seed: flags.seed,
-          batchSize: flags.batchSize,
-          signal: controller.signal,
-          onProgress: (done, total) => bar.update(Math.round((done / total) * data.count)),
-          describe: { dataset: flags.dataset, split: flags.split, model: flags.model },
-        });
-      } finally {
-        process.removeListener('SIGINT', onSigint);
-      }
-      // Offsets in the settings refer to the whole split, not to the loaded slice.
-      set.settings.offset = flags.offset;
-      set.sourceIndex = set.sourceIndex.map((i) => i + flags.offset);
-      set.settings.createdAt = new Date().toISOString();
-      await saveAdversarialSet(set, flags.out);
-      const misclassified = set.margins.reduce((s, m) => s + (m < 0 ? 1 : 0), 0);
-      const summary = {
-        backend,
-        dataset: flags.dataset,
-        split: flags.split,
-        model: flags.model,
-        out: path.resolve(flags.out),
-        count: set.dataset.count,
+    .option('--no-sort', 'keep data set order within each class instead of most violated first');
+  addAttackSettingOptions(command);
+  addRunOptions(command);
+  command.action(async (flags: AttackFlags) => {
+    const started = Date.now();
+    const backend = await initBackend(flags.backend);
+    const candidates = flags.candidates ?? flags.n * 100;
+    const { loaded, data } = await loadModelAndData({ ...flags, n: candidates });
+    const attack: AttackSpec =
+      flags.attack === 'fgsm'
+        ? { name: 'fgsm', eps: flags.eps }
+        : { name: 'pgd', eps: flags.eps, steps: flags.pgdSteps, stepSize: flags.pgdStepSize, restarts: flags.restarts, randomStart: flags.randomStart };
+    const controller = new AbortController();
+    const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
+    process.once('SIGINT', onSigint);
+    const bar = new ProgressBar(`attack ${flags.attack}@${flags.eps}`, data.count, { quiet: Boolean(flags.quiet) });
+    let set;
+    try {
+      set = await generateAdversarialSet(loaded, data, {
         perClass: flags.n,
-        candidates: data.count,
-        misclassified,
-        margins: { min: Math.min(...set.margins), max: Math.max(...set.margins) },
-        settings: set.settings,
-        timeMs: Date.now() - started,
-      };
-      if (flags.json) printJson(summary);
-      else {
-        process.stdout.write(
-          `saved ${set.dataset.count} adversarial examples (${flags.n} per class, chosen from ${data.count}) to ${summary.out}\n` +
-            `${misclassified} misclassified; margin f_y − max_j f_j from ${summary.margins.min.toFixed(3)} to ${summary.margins.max.toFixed(3)}\n`,
-        );
-      }
-    });
+        attack,
+        labels: flags.labels,
+        clip: flags.clip,
+        sort: flags.sort,
+        seed: flags.seed,
+        batchSize: flags.batchSize,
+        signal: controller.signal,
+        onProgress: (done, total) => bar.update(Math.round((done / total) * data.count)),
+        describe: { dataset: flags.dataset, split: flags.split, model: flags.model },
+      });
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+    // Offsets in the settings refer to the whole split, not to the loaded slice.
+    set.settings.offset = flags.offset;
+    set.sourceIndex = set.sourceIndex.map((i) => i + flags.offset);
+    set.settings.createdAt = new Date().toISOString();
+    await saveAdversarialSet(set, flags.out);
+    const misclassified = set.margins.reduce((s, m) => s + (m < 0 ? 1 : 0), 0);
+    const summary = {
+      backend,
+      dataset: flags.dataset,
+      split: flags.split,
+      model: flags.model,
+      out: path.resolve(flags.out),
+      count: set.dataset.count,
+      perClass: flags.n,
+      candidates: data.count,
+      misclassified,
+      margins: { min: Math.min(...set.margins), max: Math.max(...set.margins) },
+      settings: set.settings,
+      timeMs: Date.now() - started,
+    };
+    if (flags.json) printJson(summary);
+    else {
+      process.stdout.write(
+        `saved ${set.dataset.count} adversarial examples (${flags.n} per class, chosen from ${data.count}) to ${summary.out}\n` +
+          `${misclassified} misclassified; margin f_y − max_j f_j from ${summary.margins.min.toFixed(3)} to ${summary.margins.max.toFixed(3)}\n`,
+      );
+    }
+  });
 }

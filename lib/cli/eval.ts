@@ -93,8 +93,29 @@ interface EvalFlags {
   quiet?: boolean;
 }
 
+/** The PGD, label and clipping options that `eval` and `attack` share. */
+export function addAttackSettingOptions(command: Command): Command {
+  return command
+    .option('--pgd-steps <n>', 'PGD iterations', parseNonNegativeInteger, 40)
+    .option('--pgd-step-size <a>', 'PGD step size (pixel units)', parsePositiveNumber, 0.01)
+    .option('--restarts <n>', 'PGD restarts (the worst case per example is kept)', parsePositiveInteger, 1)
+    .option('--no-random-start', 'start PGD at the clean image instead of a uniform random point of the ε-ball')
+    .option('--no-clip', 'do not clip adversarial images to [0, 1] (the paper authors do not clip)')
+    .option('--labels <which>', "attack the true labels or the model's clean predictions (true|pred)", parseLabels, 'true');
+}
+
+/** Seed, batch size, backend and output options of the tensor commands. */
+export function addRunOptions(command: Command): Command {
+  return command
+    .option('--seed <s>', 'seed of the PGD random starts', parseNonNegativeNumber, 0)
+    .option('--batch-size <b>', 'examples per batch', parsePositiveInteger, 256)
+    .option('--backend <name>', 'tensor backend: auto, tensorflow, native, wasm, cpu (default $ADVCORRECT_BACKEND or auto)', parseBackend)
+    .option('--quiet', 'no progress on stderr')
+    .option('--json', 'print one JSON object on stdout');
+}
+
 export function register(program: Command): void {
-  program
+  const command = program
     .command('eval')
     .description(
       'Clean accuracy and accuracy under L∞ attacks (FGSM, PGD) on a data set, with the per-example worst case across attacks. ' +
@@ -107,87 +128,78 @@ export function register(program: Command): void {
     .option('--split <split>', 'train or test', parseSplit, 'test')
     .addOption(new Option('--attack <list>', 'comma-separated attacks: fgsm, pgd (or none)').argParser(parseAttacks).default(['fgsm', 'pgd'], 'fgsm,pgd'))
     .addOption(new Option('--eps <list>', 'L∞ radius in pixel units; a comma-separated list makes an ε sweep').argParser(parseEpsList).default([0.1], '0.1'))
-    .option('--pgd-steps <n>', 'PGD iterations', parseNonNegativeInteger, 40)
-    .option('--pgd-step-size <a>', 'PGD step size (pixel units)', parsePositiveNumber, 0.01)
-    .option('--restarts <n>', 'PGD restarts (the worst case per example is kept)', parsePositiveInteger, 1)
-    .option('--no-random-start', 'start PGD at the clean image instead of a uniform random point of the ε-ball')
-    .option('--no-clip', 'do not clip adversarial images to [0, 1] (the paper authors do not clip)')
-    .option('--labels <which>', "attack the true labels or the model's clean predictions (true|pred)", parseLabels, 'true')
     .option('--n <n>', 'evaluate the first n examples (default: all)', parsePositiveInteger)
-    .option('--offset <i>', 'start at example i', parseNonNegativeInteger, 0)
-    .option('--seed <s>', 'seed of the PGD random starts', parseNonNegativeNumber, 0)
-    .option('--batch-size <b>', 'examples per batch', parsePositiveInteger, 256)
-    .option('--backend <name>', 'tensor backend: auto, tensorflow, native, wasm, cpu (default $ADVCORRECT_BACKEND or auto)', parseBackend)
-    .option('--quiet', 'no progress on stderr')
-    .option('--json', 'print one JSON object on stdout')
-    .action(async (flags: EvalFlags) => {
-      const started = Date.now();
-      const backend = await initBackend(flags.backend);
-      const { loaded, data } = await loadModelAndData(flags);
-      const attacks: AttackSpec[] = [];
-      for (const eps of flags.eps) {
-        for (const name of flags.attack) {
-          attacks.push(
-            name === 'fgsm'
-              ? { name, eps }
-              : { name, eps, steps: flags.pgdSteps, stepSize: flags.pgdStepSize, restarts: flags.restarts, randomStart: flags.randomStart },
-          );
-        }
+    .option('--offset <i>', 'start at example i', parseNonNegativeInteger, 0);
+  addAttackSettingOptions(command);
+  addRunOptions(command);
+  command.action(async (flags: EvalFlags) => {
+    const started = Date.now();
+    const backend = await initBackend(flags.backend);
+    const { loaded, data } = await loadModelAndData(flags);
+    const attacks: AttackSpec[] = [];
+    for (const eps of flags.eps) {
+      for (const name of flags.attack) {
+        attacks.push(
+          name === 'fgsm'
+            ? { name, eps }
+            : { name, eps, steps: flags.pgdSteps, stepSize: flags.pgdStepSize, restarts: flags.restarts, randomStart: flags.randomStart },
+        );
       }
-      const controller = new AbortController();
-      const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
-      process.once('SIGINT', onSigint);
-      let bar: ProgressBar | undefined;
-      let stage = '';
-      let result;
-      try {
-        result = await evaluate(loaded, data, {
-          attacks,
-          labels: flags.labels,
-          clip: flags.clip,
-          seed: flags.seed,
-          batchSize: flags.batchSize,
-          signal: controller.signal,
-          onProgress: ({ stage: s, done, total }) => {
-            if (flags.quiet) return;
-            if (s !== stage || !bar) {
-              stage = s;
-              bar = new ProgressBar(`eval ${s}`, total, { logEveryMs: 5000 });
-            }
-            bar.update(done);
-          },
-        });
-      } finally {
-        process.removeListener('SIGINT', onSigint);
-      }
-      const output = {
-        backend,
-        dataset: flags.dataset,
-        split: flags.split,
-        model: flags.model,
-        ...(loaded.arch ? { arch: loaded.arch } : {}),
-        n: result.n,
-        offset: flags.offset,
-        clean: result.clean,
-        attacks: result.attacks,
-        worstCase: result.worstCase,
-        timeMs: Date.now() - started,
-      };
-      if (flags.json) {
-        printJson(output);
-        return;
-      }
-      const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
-      const lines = [
-        `model ${flags.model}${loaded.arch ? ` (${loaded.arch})` : ''}, ${flags.dataset} ${flags.split}, n = ${result.n}, backend ${backend}`,
-        `clean accuracy          ${pct(result.clean.accuracy)}`,
-      ];
-      for (const a of result.attacks) {
-        const settings = a.name === 'pgd' ? ` (${a.steps} steps of ${a.stepSize}, ${a.restarts} restart${a.restarts === 1 ? '' : 's'}${a.randomStart ? ', random start' : ''})` : '';
-        lines.push(`${`${a.name} ε=${a.eps}`.padEnd(24)}${pct(a.accuracy)}${settings}  ${(a.timeMs / 1000).toFixed(1)} s`);
-      }
-      if (result.attacks.length > 1) lines.push(`${'worst case'.padEnd(24)}${pct(result.worstCase.accuracy)}`);
-      lines.push(`labels ${flags.labels}, ${flags.clip ? 'clipped to [0, 1]' : 'not clipped'}, ${(output.timeMs / 1000).toFixed(1)} s`);
-      process.stdout.write(`${lines.join('\n')}\n`);
-    });
+    }
+    const controller = new AbortController();
+    const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
+    process.once('SIGINT', onSigint);
+    let bar: ProgressBar | undefined;
+    let stage = '';
+    let result;
+    try {
+      result = await evaluate(loaded, data, {
+        attacks,
+        labels: flags.labels,
+        clip: flags.clip,
+        seed: flags.seed,
+        batchSize: flags.batchSize,
+        signal: controller.signal,
+        onProgress: ({ stage: s, done, total }) => {
+          if (flags.quiet) return;
+          if (s !== stage || !bar) {
+            stage = s;
+            bar = new ProgressBar(`eval ${s}`, total, { logEveryMs: 5000 });
+          }
+          bar.update(done);
+        },
+      });
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+    const output = {
+      backend,
+      dataset: flags.dataset,
+      split: flags.split,
+      model: flags.model,
+      ...(loaded.arch ? { arch: loaded.arch } : {}),
+      n: result.n,
+      offset: flags.offset,
+      clean: result.clean,
+      attacks: result.attacks,
+      worstCase: result.worstCase,
+      timeMs: Date.now() - started,
+    };
+    if (flags.json) {
+      printJson(output);
+      return;
+    }
+    const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+    const lines = [
+      `model ${flags.model}${loaded.arch ? ` (${loaded.arch})` : ''}, ${flags.dataset} ${flags.split}, n = ${result.n}, backend ${backend}`,
+      `clean accuracy          ${pct(result.clean.accuracy)}`,
+    ];
+    for (const a of result.attacks) {
+      const settings = a.name === 'pgd' ? ` (${a.steps} steps of ${a.stepSize}, ${a.restarts} restart${a.restarts === 1 ? '' : 's'}${a.randomStart ? ', random start' : ''})` : '';
+      lines.push(`${`${a.name} ε=${a.eps}`.padEnd(24)}${pct(a.accuracy)}${settings}  ${(a.timeMs / 1000).toFixed(1)} s`);
+    }
+    if (result.attacks.length > 1) lines.push(`${'worst case'.padEnd(24)}${pct(result.worstCase.accuracy)}`);
+    lines.push(`labels ${flags.labels}, ${flags.clip ? 'clipped to [0, 1]' : 'not clipped'}, ${(output.timeMs / 1000).toFixed(1)} s`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
 }
