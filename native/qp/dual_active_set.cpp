@@ -429,8 +429,17 @@ class DualActiveSet {
             for (int i = 0; i < k; ++i) if (std::abs(r[i]) > 1e-6) std::fprintf(stderr, "  W[%d]=%d sign=%d r=%g y=%g eq=%d lo=%g up=%g\n", i, set_[i], sign_[i], r[i], y_[set_[i]], IsEquality(set_[i]), Lower(set_[i]), Upper(set_[i]));
             std::fprintf(stderr, "  p lo=%g up=%g value=%g\n", Lower(p), Upper(p), Value(p));
           }
-          BuildCertificate(p, sign, r, r_noise, result);
-          return CutQpStatus::kPrimalInfeasible;
+          CutQpResult ray;
+          BuildCertificate(p, sign, r, r_noise, ray);
+          if (CertificateHolds(ray)) {
+            result.certificate_y = std::move(ray.certificate_y);
+            result.certificate_z = std::move(ray.certificate_z);
+            return CutQpStatus::kPrimalInfeasible;
+          }
+          // The ray does not prove infeasibility (rounding on a badly scaled problem): treat p
+          // as implied, as above; the final residual check reports any violation that remains.
+          skipped_[static_cast<size_t>(p)] = 1;
+          break;
         }
         const double t = std::min(t_full, t_dual);
         cons.assign(set_.begin(), set_.end());
@@ -468,6 +477,38 @@ class DualActiveSet {
     if (scale > 0) ray /= scale;
     result.certificate_y = ray.head(m_);
     result.certificate_z = has_bounds_ ? Eigen::VectorXd(ray.tail(n_)) : Eigen::VectorXd::Zero(n_);
+  }
+
+  // A Farkas ray proves infeasibility when Aᵀy + z ≈ 0 and its support value Σ y·(active bound)
+  // is clearly negative; both are measured relative to the ray's largest entry and the row norms.
+  bool CertificateHolds(const CutQpResult& ray) const {
+    const Eigen::VectorXd& y = ray.certificate_y;
+    const Eigen::VectorXd& z = ray.certificate_z;
+    Eigen::VectorXd stationarity = z;
+    if (m_ > 0) p_.rows->multiplyTransposeAdd(y.data(), 1.0, stationarity.data());
+    double max_diag = 1.0;
+    if (p_.diagonal) max_diag = Eigen::Map<const Eigen::VectorXd>(p_.diagonal, n_).maxCoeff();
+    double scale = 0, row_norm = 1.0, support = 0, support_terms = 0;
+    const auto add = [&](double multiplier, double lower, double upper) {
+      if (multiplier == 0) return true;
+      const double bound = multiplier > 0 ? upper : lower;
+      if (!std::isfinite(bound)) return false;
+      scale = std::max(scale, std::abs(multiplier));
+      support += multiplier * bound;
+      support_terms += std::abs(multiplier * bound);
+      return true;
+    };
+    for (int i = 0; i < m_; ++i) {
+      if (y[i] == 0) continue;
+      if (!add(y[i], p_.row_lower[i], p_.row_upper[i])) return false;
+      row_norm = std::max(row_norm, std::sqrt(GramEntry(i, i) * max_diag));
+    }
+    for (int j = 0; j < z.size(); ++j) {
+      if (!add(z[j], VarLower(j), VarUpper(j))) return false;
+    }
+    if (scale == 0) return false;
+    const double residual = stationarity.lpNorm<Eigen::Infinity>() / scale;
+    return residual <= 1e-7 * row_norm && support / scale < -1e-9 * (1.0 + support_terms / scale);
   }
 
   void Finish(CutQpStatus status, CutQpResult& result, DualWorkingSet* final_set) {
