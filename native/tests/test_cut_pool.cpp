@@ -7,22 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/check.h"
 #include "cuts/cut_pool.h"
 
 using advcorrect::cuts::CutPool;
 
 namespace {
 
-int failures = 0;
-int checks = 0;
-
-void Check(bool ok, const std::string& what) {
-  ++checks;
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
-}
+using advcorrect::testing::Check;
 
 // Dense copy of the pool's rows, rebuilt from CSR.
 Eigen::MatrixXd DenseRows(const CutPool& pool) {
@@ -157,6 +149,5 @@ int main() {
   Check(pool.size() == size, "nothing stored by rejected appends");
   Check(pool.memoryBytes() > static_cast<size_t>(pool.size() * pool.size()) * sizeof(double), "memory counts G");
 
-  std::printf("%d passed, %d failed\n", checks - failures, failures);
-  return failures == 0 ? 0 : 1;
+  return advcorrect::testing::Report();
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/check.h"
 #include "cuts/cut_pool.h"
 #include "qp/dual_active_set.h"
 
@@ -18,16 +19,7 @@ using namespace advcorrect::qp;
 
 namespace {
 
-int failures = 0;
-int checks = 0;
-
-void Check(bool ok, const std::string& what) {
-  ++checks;
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
-}
+using advcorrect::testing::Check;
 
 struct Instance {
   int n, m;
@@ -228,6 +220,5 @@ int main() {
     if (only && inst.seed != static_cast<unsigned>(std::atoi(only))) continue;
     RunInstance(inst);
   }
-  std::printf("%d passed, %d failed\n", checks - failures, failures);
-  return failures == 0 ? 0 : 1;
+  return advcorrect::testing::Report();
 }
