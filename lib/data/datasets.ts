@@ -174,12 +174,16 @@ function checkNormalization(normalization: Normalization, channels: number): voi
   if (normalization.mean.some((m) => !Number.isFinite(m))) throw new RangeError('normalization.mean values must be finite');
 }
 
-/** Returns (x − mean[c]) / std[c] for NHWC images with `channels` channels (a new array). */
-export function normalize(images: Float32Array, normalization: Normalization, channels: number): Float32Array {
+function checkNormalizeArguments(images: Float32Array, normalization: Normalization, channels: number): void {
   if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
   if (!Number.isInteger(channels) || channels <= 0) throw new RangeError('channels must be a positive integer');
   if (images.length % channels !== 0) throw new RangeError('images.length must be a multiple of channels');
   checkNormalization(normalization, channels);
+}
+
+/** Returns (x − mean[c]) / std[c] for NHWC images with `channels` channels (a new array). */
+export function normalize(images: Float32Array, normalization: Normalization, channels: number): Float32Array {
+  checkNormalizeArguments(images, normalization, channels);
   const out = new Float32Array(images.length);
   const { mean, std } = normalization;
   const inv = std.map((s) => 1 / s);
@@ -191,10 +195,7 @@ export function normalize(images: Float32Array, normalization: Normalization, ch
 
 /** Inverse of {@link normalize}: x = x'·std[c] + mean[c]. */
 export function denormalize(images: Float32Array, normalization: Normalization, channels: number): Float32Array {
-  if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
-  if (!Number.isInteger(channels) || channels <= 0) throw new RangeError('channels must be a positive integer');
-  if (images.length % channels !== 0) throw new RangeError('images.length must be a multiple of channels');
-  checkNormalization(normalization, channels);
+  checkNormalizeArguments(images, normalization, channels);
   const out = new Float32Array(images.length);
   const { mean, std } = normalization;
   for (let i = 0; i < images.length; i += channels) {
