@@ -17,6 +17,7 @@ import * as highsModule from 'highs';
 import type { Highs } from 'highs';
 import { CutPool, type CutQpResult } from '../lib/qp/cut-pool.js';
 import { loadNative, packageRoot } from '../lib/native.js';
+import { rng } from '../test/helpers/random-qp.js';
 
 function arg(name: string, fallback: string): string {
   const k = process.argv.indexOf(`--${name}`);
@@ -28,16 +29,6 @@ const DENSITIES = arg('density', '1,0.2').split(',').map(Number);
 const HIGHS_MAX_M = Number(arg('highs-max-m', '90'));
 const OUT = path.resolve(arg('out', path.join(packageRoot, 'docs', 'benchmarks', 'qp.md')));
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(Math.max(r(), 1e-300))) * Math.cos(2 * Math.PI * r());
 }
