@@ -47,6 +47,62 @@ void ExpectThrow(F&& f, const std::string& what) {
   Check(threw, "expected invalid_argument: " + what);
 }
 
+
+// Every way a fold can run: D = I with float32 dense appends (the rows themselves serve as the
+// panel, any panel size), appends that hold a float64 or sparse row (a float64 panel: direct
+// kernel up to 16 rows, tiles beyond), stored rows of every kind (float32/float64 dense, sparse
+// dense enough for the kernels, very sparse), and n spanning several column chunks and an
+// uneven SIMD tail.
+void CheckFoldPaths() {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uni(0, 1);
+  const int n = 4100 + 3;
+  CutPool pool(n);
+  const Eigen::VectorXd identity = Eigen::VectorXd::Ones(n);
+  int appended = 0;
+  auto append = [&](int kind) {
+    const double density = kind == 2 ? 0.3 : 0.01;
+    std::vector<double> dense(static_cast<size_t>(n));
+    std::vector<int32_t> idx;
+    std::vector<double> val;
+    for (int j = 0; j < n; ++j) {
+      const bool keep = kind < 2 || uni(rng) < density;
+      if (!keep) continue;
+      dense[static_cast<size_t>(j)] = normal(rng);
+      idx.push_back(j);
+      val.push_back(dense[static_cast<size_t>(j)]);
+    }
+    ++appended;
+    switch (kind) {
+      case 0: {
+        std::vector<float> f(dense.begin(), dense.end());
+        return pool.appendDense(f.data(), -advcorrect::qp::kInfinity, 1.0);
+      }
+      case 1: return pool.appendDense(dense.data(), -advcorrect::qp::kInfinity, 1.0);
+      default: {
+        std::vector<float> f(val.begin(), val.end());
+        return pool.appendSparse(idx.data(), f.data(), static_cast<int>(idx.size()), -advcorrect::qp::kInfinity, 1.0);
+      }
+    }
+  };
+  // Stored rows of every kind, folded as one float64 panel of 23 rows (tiles).
+  for (int i = 0; i < 23; ++i) append(i % 4);
+  CheckGram(pool, identity, "fold paths: mixed first batch");
+  // float32 dense appends of 1, 3, 6 and 40 rows: the rows are the panel.
+  for (int batch : {1, 3, 6, 40}) {
+    for (int i = 0; i < batch; ++i) append(0);
+    CheckGram(pool, identity, "fold paths: " + std::to_string(batch) + " float32 rows");
+  }
+  // Small mixed appends: a float64 panel through the direct kernel.
+  for (int kind : {1, 2, 3}) {
+    append(0);
+    append(kind);
+    CheckGram(pool, identity, "fold paths: float32 + kind " + std::to_string(kind));
+  }
+  Check(pool.size() == appended, "fold paths: every row stored");
+}
+
 }  // namespace
 
 int main() {
@@ -148,6 +204,8 @@ int main() {
   ExpectThrow([&] { pool.setDiagonal(neg); }, "negative D");
   Check(pool.size() == size, "nothing stored by rejected appends");
   Check(pool.memoryBytes() > static_cast<size_t>(pool.size() * pool.size()) * sizeof(double), "memory counts G");
+
+  CheckFoldPaths();
 
   return advcorrect::testing::Report();
 }
