@@ -10,6 +10,8 @@ import {
   randomCutQp,
   toLpString,
   appendRow,
+  normal,
+  rng,
   type RandomCutQpShape,
 } from './helpers/random-qp.js';
 
@@ -220,6 +222,48 @@ describe('dual active-set solver', function () {
       assert.equal(full.status, 'solved');
       assert.ok(progress.length >= 10, `progress was reported ${progress.length} times`);
       assert.ok(progress.every((v, i) => i === 0 || v >= progress[i - 1]));
+    });
+
+    it('the time limit and abort also stop folding new rows into G, and the next solve goes on from there', async function () {
+      this.timeout(60000);
+      // 300 long float32 rows: G is built in two panels, with a stop check between them.
+      const n = 50000;
+      const rand = rng(77);
+      const rows = Array.from({ length: 300 }, () => Float32Array.from({ length: n }, () => normal(rand)));
+      const w0 = Float64Array.from({ length: n }, () => 0.1 * normal(rand));
+      const build = (): CutPool => {
+        const pool = new CutPool(n);
+        for (const row of rows) {
+          let activity = 0;
+          for (let j = 0; j < n; j++) activity += row[j] * w0[j];
+          pool.appendDense(row, activity - 1);
+        }
+        return pool;
+      };
+      const interrupted = build();
+      const timed = await interrupted.solve(w0, { timeLimitMs: 1 });
+      assert.equal(timed.status, 'time_limit_reached');
+      assert.equal(timed.iterations, 0);
+      assert.deepEqual(timed.x, w0);
+      assert.ok(timed.residuals.primal > 0.5, 'every cut is violated at w0');
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 1);
+      const aborted = await interrupted.solve(w0, { signal: controller.signal });
+      assert.equal(aborted.status, 'aborted');
+      // Resumed, the fold ends with the same G and solution as an uninterrupted pool.
+      const resumed = await interrupted.solve(w0);
+      const reference = build();
+      const direct = await reference.solve(w0);
+      assert.equal(resumed.status, 'solved');
+      assert.equal(direct.status, 'solved');
+      assert.ok(Math.abs(resumed.objective - direct.objective) <= 1e-12 * direct.objective);
+      const g1 = interrupted.gram();
+      const g2 = reference.gram();
+      let diff = 0;
+      for (let k = 0; k < g1.length; k++) diff = Math.max(diff, Math.abs(g1[k] - g2[k]));
+      assert.ok(diff <= 1e-9 * g2[0], `G differs by ${diff}`);
+      interrupted.dispose();
+      reference.dispose();
     });
 
     it('rejects appends while a solve runs, and a throwing progress callback ends the solve', async function () {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { packageRoot } from '../lib/native.js';
 import { readQpsFile } from '../lib/qp/qps.js';
 import { isSuccess, kktResiduals } from '../lib/qp/residuals.js';
-import { positiveDiagonal, solveQp } from '../lib/qp/solve.js';
+import { DUAL_AUTO_MAX_ROWS, gramTooLarge, positiveDiagonal, solveQp } from '../lib/qp/solve.js';
 
 // A fast subset of the Maros–Mészáros set (../shared/qp/maros-meszaros): small problems only,
 // a few seconds in all. The whole set is bench/maros.ts (npm run bench:maros).
@@ -69,6 +69,16 @@ describe('Maros–Mészáros subset', function () {
     assert.equal(result.solverUsed, 'admm');
     assert.match(result.solverReason, /off-diagonal/);
     assert.ok(isSuccess(result.status, result.check, 1e-6));
+  });
+
+  it("'auto' sends positive-diagonal problems with many rows to ADMM, and 'dual' refuses a G that would not fit", async () => {
+    const problem = await readQpsFile(path.join(marosDir, 'LISWET1.qps.gz'));
+    assert.ok(problem.A.nrows > DUAL_AUTO_MAX_ROWS);
+    const result = await solveQp(problem, { solver: 'auto', timeLimitMs: 200 });
+    assert.equal(result.solverUsed, 'admm');
+    assert.match(result.solverReason, /positive diagonal, but 10000 rows exceed the dual solver's 5000/);
+    assert.equal(gramTooLarge(1000), undefined);
+    assert.match(gramTooLarge(1e6) ?? '', /dense 1000000 × 1000000 Gram matrix needs 7450\.6 GiB, more than a quarter of the memory/);
   });
 
   it('the dual active-set solver solves the positive-diagonal problems to the reference objective', async () => {

@@ -43,6 +43,8 @@ export interface CutQpResult extends QpResult {
   activeRows?: number;
   /** Variable bounds in the final working set (dual solver). */
   activeBounds?: number;
+  /** The part of solveTimeMs spent recovering x from the multipliers and checking the residuals (dual solver). */
+  residualTimeMs?: number;
 }
 
 export interface CsrRows {

@@ -11,6 +11,7 @@
  * QPS + LP with stable names (w0…w(n−1) for variables, c0…c(m−1) for cuts).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { writeLp } from './lp-writer.js';
@@ -72,6 +73,22 @@ export function positiveDiagonal(problem: QuadraticProgram): { diagonal: Float64
   return { diagonal: d };
 }
 
+/**
+ * Rows up to which 'auto' picks the dual solver. It keeps a dense m × m Gram matrix and a
+ * Cholesky factor of the working set, which suits the cut QPs it is made for (m up to a few
+ * thousand); larger problems go to ADMM.
+ */
+export const DUAL_AUTO_MAX_ROWS = 5000;
+
+/** Why the dual solver's dense Gram matrix would not fit (the native pool takes at most a quarter of the memory), if it would not. */
+export function gramTooLarge(rows: number): string | undefined {
+  const bytes = rows * rows * 8;
+  const limit = os.totalmem() / 4;
+  if (bytes <= limit) return undefined;
+  const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
+  return `its dense ${rows} × ${rows} Gram matrix needs ${gib(bytes)} GiB, more than a quarter of the memory (${gib(limit)} GiB)`;
+}
+
 function checkOptions(options: SolveQpOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const { solver, eps, timeLimitMs, maxIterations, signal, onProgress } = options;
@@ -98,20 +115,26 @@ export async function solveQp(problem: QuadraticProgram, options: SolveQpOptions
   const fit = positiveDiagonal(problem);
   let solverUsed: QpSolverName;
   let solverReason: string;
+  const rows = problem.A.nrows;
+  const tooLarge = gramTooLarge(rows);
   if (choice === 'dual') {
-    if ('reason' in fit)
-      throw new AdvcorrectError('ERR_UNSUPPORTED', `the dual solver does not apply to '${problem.name}': ${fit.reason}; use --solver admm`);
+    const reason = 'reason' in fit ? fit.reason : tooLarge;
+    if (reason !== undefined)
+      throw new AdvcorrectError('ERR_UNSUPPORTED', `the dual solver does not apply to '${problem.name}': ${reason}; use --solver admm`);
     solverUsed = 'dual';
     solverReason = 'requested';
   } else if (choice === 'admm') {
     solverUsed = 'admm';
     solverReason = 'requested';
-  } else if ('diagonal' in fit) {
-    solverUsed = 'dual';
-    solverReason = 'auto: the Hessian is a positive diagonal';
-  } else {
+  } else if ('reason' in fit) {
     solverUsed = 'admm';
     solverReason = `auto: dual solver does not apply (${fit.reason})`;
+  } else if (rows > DUAL_AUTO_MAX_ROWS) {
+    solverUsed = 'admm';
+    solverReason = `auto: the Hessian is a positive diagonal, but ${rows} rows exceed the dual solver's ${DUAL_AUTO_MAX_ROWS} (dense m × m Gram matrix)`;
+  } else {
+    solverUsed = 'dual';
+    solverReason = 'auto: the Hessian is a positive diagonal';
   }
   const result =
     solverUsed === 'dual'

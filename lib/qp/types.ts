@@ -68,7 +68,13 @@ export interface QpResult {
   z: Float64Array;
   objective: number;
   iterations: number;
+  /** Wall time of the whole native solve, set-up included. */
   solveTimeMs: number;
+  /**
+   * The part of solveTimeMs spent before the iterations: ADMM's scaling and factorisation; for a
+   * cut pool, also folding new rows into the Gram matrix and computing A·w₀ for them.
+   */
+  setupTimeMs?: number;
   residuals: QpResiduals;
   /** Farkas certificate when status is primal_infeasible: row multipliers proving no x exists. */
   certificate?: Float64Array;

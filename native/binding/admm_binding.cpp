@@ -5,6 +5,7 @@
 //   admmSolveCutPoolSync(pool, w0, settings, onProgress?, cancelToken?) → result
 // lib/qp/admm.ts validates first; everything is checked again here (TypeError/RangeError)
 // so that bad input never reaches the solver.
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -221,7 +222,27 @@ Napi::Value SolveSync(const Napi::CallbackInfo& info) { return Solve(info, false
 
 AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, AdmmSettings settings, bool warm,
                      const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
+  // Folding new rows into G stops between panels on cancellation or when the time limit, which
+  // covers the whole solve, runs out.
+  const SolveClock clock(settings.time_limit_ms);
+  if (!pool->updateGram([&] { return flag.load() || clock.expired(); })) {
+    const qp::CutQpResult stopped = qp::UnstartedResult(
+        pool->problem(w0.data(), false), flag.load() ? qp::CutQpStatus::kAborted : qp::CutQpStatus::kTimeLimitReached);
+    AdmmResult detail;
+    detail.status = stopped.status;
+    detail.x = stopped.w;
+    detail.y = stopped.y;
+    detail.z = stopped.z;
+    detail.objective = stopped.objective;
+    detail.primal_residual = stopped.residuals.primal;
+    detail.dual_residual = stopped.residuals.dual;
+    detail.gap = stopped.residuals.gap;
+    detail.setup_time_ms = detail.solve_time_ms = clock.elapsedMs();
+    return detail;
+  }
   qp::CutQpProblem problem = pool->problem(w0.data());
+  const double pool_setup_ms = clock.elapsedMs();
+  settings.time_limit_ms = clock.remainingMs();
   const int n = problem.n, m = problem.m;
   if (warm && settings.warm_y.size() == 0 && m > 0) {
     // Warm start from the multipliers the pool recorded at its last solve; w from stationarity.
@@ -259,6 +280,9 @@ AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, AdmmSet
   if (out.status == qp::AdmmStatus::kSolved || out.status == qp::AdmmStatus::kSolvedInaccurate) pool->recordSolve(out.y);
   detail.certificate_y = out.certificate_y;
   detail.certificate_z = out.certificate_z;
+  // Bringing G and A w₀ up to date is set-up, and part of the solve time as for general QPs.
+  detail.setup_time_ms += pool_setup_ms;
+  detail.solve_time_ms += pool_setup_ms;
   return detail;
 }
 

@@ -3,6 +3,7 @@
 // second line so that no input can crash the process.
 #include "binding/cut_pool_binding.h"
 
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -230,7 +231,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
 
   Napi::Value Gram(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const Eigen::MatrixXd& g = mutablePool(env)->gram();
+    const qp::GramView g = mutablePool(env)->gram();
     Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(g.size()));
     // Row-major (symmetric anyway).
     for (Eigen::Index i = 0; i < g.rows(); ++i) {
@@ -342,7 +343,20 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
 
   static DualJobResult RunDual(cuts::CutPool* p, const Eigen::VectorXd& w0, const qp::CutQpSettings& settings,
                                const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
+    // Folding new rows into G can take long (many or long rows): it stops between panels on
+    // cancellation or when the time limit, which covers the whole solve, runs out.
+    const SolveClock clock(settings.time_limit_ms);
+    DualJobResult out;
+    if (!p->updateGram([&] { return flag.load() || clock.expired(); })) {
+      out.result = qp::UnstartedResult(p->problem(w0.data(), false),
+                                       flag.load() ? qp::CutQpStatus::kAborted : qp::CutQpStatus::kTimeLimitReached);
+      out.result.setup_time_ms = out.result.solve_time_ms = clock.elapsedMs();
+      return out;
+    }
     qp::CutQpProblem problem = p->problem(w0.data());
+    const double setup_ms = clock.elapsedMs();
+    qp::CutQpSettings remaining = settings;
+    remaining.time_limit_ms = clock.remainingMs();
     qp::CutQpControl control;
     control.cancel = &flag;
     control.on_progress = report;
@@ -361,8 +375,9 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
       warm.bound_signs = state.bound_signs;
     }
     qp::DualWorkingSet final_set;
-    DualJobResult out;
-    out.result = qp::SolveDualActiveSet(problem, settings, control, state.valid ? &warm : nullptr, &final_set);
+    out.result = qp::SolveDualActiveSet(problem, remaining, control, state.valid ? &warm : nullptr, &final_set);
+    out.result.setup_time_ms = setup_ms;
+    out.result.solve_time_ms += setup_ms;
     const qp::CutQpStatus status = out.result.status;
     if (status == qp::CutQpStatus::kSolved || status == qp::CutQpStatus::kSolvedInaccurate) {
       state.row_ids.clear();
@@ -396,6 +411,8 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     o.Set("objective", r.objective);
     o.Set("iterations", r.iterations);
     o.Set("solveTimeMs", r.solve_time_ms);
+    o.Set("setupTimeMs", r.setup_time_ms);
+    o.Set("residualTimeMs", r.residual_time_ms);
     Napi::Object res = Napi::Object::New(env);
     res.Set("primal", r.residuals.primal);
     res.Set("dual", r.residuals.dual);

@@ -9,6 +9,8 @@
 #include <string>
 #include <type_traits>
 
+#include <unistd.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -18,6 +20,7 @@ namespace advcorrect::cuts {
 namespace {
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using GramMap = Eigen::Map<Eigen::MatrixXd, 0, Eigen::OuterStride<>>;
 
 // Bytes the panel of new rows (n × k, float64) may take; larger appends are split into panels.
 constexpr size_t kPanelBytes = size_t{96} << 20;
@@ -199,7 +202,10 @@ void FoldDirect(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const s
     const CutRow& row = *rows[stored[q]];
     (!row.sparse && row.single ? single_rows : double_rows).push_back(q);
   }
-  const Eigen::Index chunk = kDirectChunk;
+  // Columns per chunk: the panel's share of a chunk stays within kPanelTileBytes (L2).
+  const Eigen::Index chunk = std::clamp<Eigen::Index>(
+      static_cast<Eigen::Index>(kPanelTileBytes / (sizeof(P) * static_cast<size_t>(k))) / kLanes * kLanes, 8 * kLanes,
+      kDirectChunk);
 #pragma omp parallel
   {
     const auto [j_begin, j_end] = ThreadColumns(n);
@@ -282,7 +288,7 @@ void FoldTiled(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const st
 // Fills G(i, c) and G(c, i) for all i < c1 and c in [c0, c1): the Gram entries between rows
 // [0, c1) and the panel of rows [c0, c1), under weights (n values, null = ones).
 void GramPanel(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const double* weights, size_t c0,
-               size_t c1, Eigen::MatrixXd& gram) {
+               size_t c1, GramMap gram) {
   const Eigen::Index k = static_cast<Eigen::Index>(c1 - c0);
   // Stored rows read in bulk, and very sparse ones, which use gathered dot products.
   std::vector<size_t> stored, gathered;
@@ -333,11 +339,26 @@ void GramPanel(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const do
   }
 }
 
-void GramRange(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const double* weights, size_t from,
-               Eigen::MatrixXd& gram) {
+// Fills the Gram entries of rows [from, m) against rows [0, m), panel by panel, asking stop()
+// (if given) between panels. Returns the number of rows whose entries are complete.
+size_t GramRange(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const double* weights, size_t from,
+                 GramMap gram, const std::function<bool()>& stop) {
   const size_t m = rows.size();
   const size_t panel = std::max<size_t>(1, std::min<size_t>(512, kPanelBytes / (sizeof(double) * std::max(n, 1))));
-  for (size_t c0 = from; c0 < m; c0 += panel) GramPanel(rows, n, weights, c0, std::min(m, c0 + panel), gram);
+  for (size_t c0 = from; c0 < m; c0 += panel) {
+    if (stop && stop()) return c0;
+    GramPanel(rows, n, weights, c0, std::min(m, c0 + panel), gram);
+  }
+  return m;
+}
+
+// Largest dense G the pool will allocate: a quarter of the machine's memory (the working-set
+// factor of the dual solver and the rows themselves need room too).
+size_t MaxGramBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return size_t{4} << 30;
+  return static_cast<size_t>(pages) * static_cast<size_t>(page_size) / 4;
 }
 
 }  // namespace
@@ -420,7 +441,6 @@ void CutPool::setDiagonal(const Eigen::VectorXd& diagonal) {
     }
   }
   diagonal_ = diagonal;
-  gram_.resize(0, 0);
   gram_rows_ = 0;
 }
 
@@ -521,10 +541,10 @@ void CutPool::keepPositions(const std::vector<char>& keep) {
   if (g != static_cast<Eigen::Index>(gram_rows_)) {
     // Compact G in place: kept indices are increasing, so moving forward never overwrites
     // an entry still to be read.
+    GramMap gram = gramBlock(gram_rows_);
     for (Eigen::Index c = 0; c < g; ++c) {
-      for (Eigen::Index r = 0; r < g; ++r) gram_(r, c) = gram_(kept_gram[static_cast<size_t>(r)], kept_gram[static_cast<size_t>(c)]);
+      for (Eigen::Index r = 0; r < g; ++r) gram(r, c) = gram(kept_gram[static_cast<size_t>(r)], kept_gram[static_cast<size_t>(c)]);
     }
-    gram_.conservativeResize(g, g);
     gram_rows_ = static_cast<size_t>(g);
   }
 }
@@ -559,7 +579,7 @@ int CutPool::removeInactive(int k) {
 
 int CutPool::removeDuplicates(double tol) {
   if (!(tol >= 0) || tol >= 1) throw std::invalid_argument("tolerance must be in [0, 1)");
-  const Eigen::MatrixXd& g = gram();
+  const qp::GramView g = gram();
   const size_t m = rows_.size();
   std::vector<char> keep(m, 1);
   auto close = [tol](double a, double b) {
@@ -612,26 +632,52 @@ int CutPool::positionOf(int64_t id) const {
   return static_cast<int>(it - rows_.begin());
 }
 
-const Eigen::MatrixXd& CutPool::gram() {
+qp::GramView CutPool::gram() {
   updateGram();
-  return gram_;
+  const Eigen::Index m = static_cast<Eigen::Index>(gram_rows_);
+  return qp::GramView(gram_storage_.data(), m, m, Eigen::OuterStride<>(std::max<Eigen::Index>(1, static_cast<Eigen::Index>(gram_capacity_))));
 }
 
-void CutPool::updateGram() {
+GramMap CutPool::gramBlock(size_t size) {
+  const Eigen::Index s = static_cast<Eigen::Index>(size);
+  return GramMap(gram_storage_.data(), s, s, Eigen::OuterStride<>(std::max<Eigen::Index>(1, static_cast<Eigen::Index>(gram_capacity_))));
+}
+
+void CutPool::reserveGram(size_t rows) {
+  if (rows <= gram_capacity_) return;
+  const size_t limit = MaxGramBytes();
+  if (rows > 0 && rows * rows > limit / sizeof(double)) {
+    throw std::length_error("a dense Gram matrix for " + std::to_string(rows) + " rows needs " +
+                            std::to_string(rows * rows * sizeof(double) >> 20) + " MiB, more than a quarter of the memory (" +
+                            std::to_string(limit >> 20) + " MiB)");
+  }
+  // A quarter of headroom: appends of a few rows then fold in place until the pool has grown
+  // by a quarter, for at most 1.56 times the memory of G itself.
+  size_t capacity = std::max(rows + rows / 4, size_t{64});
+  if (capacity * capacity > limit / sizeof(double)) capacity = rows;
+  std::vector<double> storage(capacity * capacity);
+  for (size_t c = 0; c < gram_rows_; ++c) {
+    std::copy_n(gram_storage_.data() + c * gram_capacity_, gram_rows_, storage.data() + c * capacity);
+  }
+  gram_storage_.swap(storage);
+  gram_capacity_ = capacity;
+}
+
+bool CutPool::updateGram(const std::function<bool()>& stop) {
   const size_t m = rows_.size();
-  if (gram_rows_ == m && static_cast<size_t>(gram_.rows()) == m) return;
-  gram_.conservativeResize(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(m));
+  if (gram_rows_ == m) return true;
+  reserveGram(m);
   Eigen::VectorXd weights;
   if (diagonal_.size()) weights = diagonal_.cwiseInverse();
-  GramRange(rows_, n_, diagonal_.size() ? weights.data() : nullptr, gram_rows_, gram_);
-  gram_rows_ = m;
+  gram_rows_ = GramRange(rows_, n_, diagonal_.size() ? weights.data() : nullptr, gram_rows_, gramBlock(m), stop);
+  return gram_rows_ == m;
 }
 
 size_t CutPool::memoryBytes() const {
   size_t bytes = sizeof(CutPool);
   for (const auto& row : rows_) bytes += row->bytes() + sizeof(std::unique_ptr<CutRow>);
   bytes += (lower_.capacity() + upper_.capacity()) * sizeof(double);
-  bytes += static_cast<size_t>(gram_.size()) * sizeof(double);
+  bytes += gram_storage_.capacity() * sizeof(double);
   bytes += a_w0_.capacity() * sizeof(double) + csc_.col_ptr.capacity() * sizeof(int64_t) +
            csc_.row_index.capacity() * sizeof(int32_t) + csc_.values.capacity() * sizeof(double);
   bytes += static_cast<size_t>(diagonal_.size() + var_lower_.size() + var_upper_.size()) * sizeof(double);
@@ -709,8 +755,8 @@ const CutPool::Csc& CutPool::csc() {
   return csc_;
 }
 
-qp::CutQpProblem CutPool::problem(const double* w0) {
-  updateGram();
+qp::CutQpProblem CutPool::problem(const double* w0, bool with_gram) {
+  if (with_gram) updateGram();
   activityAt(w0);
   qp::CutQpProblem p;
   p.n = n_;
@@ -722,7 +768,10 @@ qp::CutQpProblem CutPool::problem(const double* w0) {
   p.var_lower = var_lower_.size() ? var_lower_.data() : nullptr;
   p.var_upper = var_upper_.size() ? var_upper_.data() : nullptr;
   p.w0 = w0;
-  p.gram = &gram_;
+  if (with_gram) {
+    p.gram = gram_storage_.data();
+    p.gram_stride = static_cast<Eigen::Index>(std::max<size_t>(1, gram_capacity_));
+  }
   p.a_w0 = a_w0_.data();
   if (hasBounds()) {
     const Csc& c = csc();
@@ -784,7 +833,7 @@ void CutPool::multiplyTransposeAdd(const double* y, double scale, double* x) con
 void CutPool::weightedGram(const double* weights, Eigen::MatrixXd& gram) const {
   const Eigen::Index m = static_cast<Eigen::Index>(rows_.size());
   gram.resize(m, m);
-  GramRange(rows_, n_, weights, 0, gram);
+  GramRange(rows_, n_, weights, 0, GramMap(gram.data(), m, m, Eigen::OuterStride<>(std::max<Eigen::Index>(1, m))), {});
 }
 
 }  // namespace advcorrect::cuts

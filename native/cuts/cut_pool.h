@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -92,8 +93,12 @@ class CutPool final : public qp::RowOperator {
   const std::vector<double>& upper() const { return upper_; }
 
   // G = A D⁻¹ Aᵀ (m × m), brought up to date first. Not thread-safe with appends.
-  const Eigen::MatrixXd& gram();
+  qp::GramView gram();
   bool gramUpToDate() const { return gram_rows_ == rows_.size(); }
+  // Folds pending rows into G panel by panel, asking stop() between panels; returns false when
+  // it stopped early (G then covers fewer rows, and the next call goes on from there). Throws
+  // std::length_error when a dense m × m G would take more than a quarter of the memory.
+  bool updateGram(const std::function<bool()>& stop = {});
 
   size_t memoryBytes() const;
 
@@ -102,8 +107,9 @@ class CutPool final : public qp::RowOperator {
 
   // The QP for the solvers (updates G, A w₀ and, with bounds, the CSC copy first). w0 must
   // hold n values and outlive the solve; the problem borrows the pool's buffers, so the pool
-  // must not change during the solve.
-  qp::CutQpProblem problem(const double* w0);
+  // must not change during the solve. Without with_gram, G is neither updated nor lent (enough
+  // for checking residuals).
+  qp::CutQpProblem problem(const double* w0, bool with_gram = true);
 
   // A w₀, reusing each row's cached product when w₀ is unchanged since the last call.
   const std::vector<double>& activityAt(const double* w0);
@@ -135,7 +141,9 @@ class CutPool final : public qp::RowOperator {
 
  private:
   int64_t push(std::unique_ptr<CutRow> row);
-  void updateGram();
+  // The first `size` rows and columns of G's storage (leading dimension gram_capacity_).
+  Eigen::Map<Eigen::MatrixXd, 0, Eigen::OuterStride<>> gramBlock(size_t size);
+  void reserveGram(size_t rows);
   void keepPositions(const std::vector<char>& keep);
   double invDiag(int j) const { return diagonal_.size() ? 1.0 / diagonal_[j] : 1.0; }
 
@@ -145,7 +153,10 @@ class CutPool final : public qp::RowOperator {
   Eigen::VectorXd var_lower_, var_upper_;
   std::vector<std::unique_ptr<CutRow>> rows_;
   std::vector<double> lower_, upper_;
-  Eigen::MatrixXd gram_;   // gram_rows_ × gram_rows_, for the first gram_rows_ rows
+  // G for the first gram_rows_ rows, column-major with leading dimension gram_capacity_; the
+  // capacity keeps a quarter of headroom so appending a few rows rarely moves (and page-faults) G.
+  std::vector<double> gram_storage_;
+  size_t gram_capacity_ = 0;
   size_t gram_rows_ = 0;
   DualWarmState warm_;
   std::vector<double> a_w0_;

@@ -12,6 +12,7 @@
 // RowOperator::weightedGram on ρ updates.
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <stdexcept>
 
@@ -41,11 +42,12 @@ class CutSchurBackend final : public AdmmBackend {
       if (scale) d_[j] = 1.0 / std::sqrt(dj);
     }
     // G = A D⁻¹ Aᵀ (borrowed when the caller keeps it).
-    if (p.gram && p.gram->rows() == m_rows) gram_ = p.gram;
-    else {
+    if (p.gram && p.gram_stride >= m_rows) {
+      gram_.emplace(p.Gram());
+    } else {
       if (m_rows > 0) p.rows->weightedGram(dinv_sq.data(), own_gram_);
       else own_gram_.resize(0, 0);
-      gram_ = &own_gram_;
+      gram_.emplace(own_gram_.data(), m_rows, m_rows, Eigen::OuterStride<>(std::max<Eigen::Index>(1, m_rows)));
     }
     // Scaled Gram Ā Āᵀ without bounds = E (A diag(d²) Aᵀ) E; with scaling d² = D⁻¹.
     e_a_ = Vec::Ones(m_rows);
@@ -290,7 +292,7 @@ class CutSchurBackend final : public AdmmBackend {
   Vec aq_;
   Mat gtilde_;
   Vec d_, e_a_, p_bar_diag_, h_, rho_b_, h_saved_, rho_b_saved_, polish_h_, polish_rho_b_;
-  const Mat* gram_ = nullptr;
+  std::optional<GramView> gram_;
   Mat own_gram_;
   Eigen::LLT<Mat> factor_, polish_factor_;
   std::vector<int> polish_rows_, polish_bounds_;

@@ -81,6 +81,9 @@ struct CutQpControl {
   bool cancelled() const { return cancel != nullptr && cancel->load(std::memory_order_relaxed); }
 };
 
+// A dense m × m matrix stored column-major with a leading dimension of at least m.
+using GramView = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>;
+
 // The problem as a solver sees it. Pointers are borrowed for the duration of the solve.
 struct CutQpProblem {
   int n = 0;
@@ -92,8 +95,11 @@ struct CutQpProblem {
   const double* var_lower = nullptr;    // n or nullptr (no lower bounds)
   const double* var_upper = nullptr;    // n or nullptr (no upper bounds)
   const double* w0 = nullptr;           // n
-  // Optional A D⁻¹ Aᵀ (m × m) when the caller keeps it (the cut pool does).
-  const Eigen::MatrixXd* gram = nullptr;
+  // Optional A D⁻¹ Aᵀ (m × m, column-major with leading dimension gram_stride ≥ m) when the
+  // caller keeps it (the cut pool does, over-allocated so appends rarely move it).
+  const double* gram = nullptr;
+  Eigen::Index gram_stride = 0;
+  GramView Gram() const { return GramView(gram, m, m, Eigen::OuterStride<>(gram_stride)); }
   // Optional A w₀ (m values) when the caller caches it across solves (the cut pool does).
   const double* a_w0 = nullptr;
   // Optional A in compressed sparse column form (the dual solver needs it when there are
@@ -116,7 +122,9 @@ struct CutQpResult {
   Eigen::VectorXd z;  // n: variable-bound multipliers (zeros without bounds)
   double objective = 0;  // ½ (w − w₀)ᵀ D (w − w₀)
   int iterations = 0;
-  double solve_time_ms = 0;
+  double solve_time_ms = 0;     // wall time; callers add their set-up (setup_time_ms) to it
+  double residual_time_ms = 0;  // recovering w from the multipliers and checking the residuals
+  double setup_time_ms = 0;     // set by the caller: bringing G and A w₀ up to date beforehand
   CutQpResiduals residuals;
   // Farkas certificate when status is primal_infeasible (both empty otherwise):
   // (y, z) with Aᵀy + z ≈ 0 and Σ u·y⁺ − l·y⁻ (rows and bounds) < 0, proving no w exists.
@@ -126,6 +134,10 @@ struct CutQpResult {
   int active_rows = 0;
   int active_bounds = 0;
 };
+
+// The result of a solve stopped before its first iteration (while the caller prepared the
+// problem): w = w₀, zero multipliers, and the residuals of that point. problem.gram may be null.
+CutQpResult UnstartedResult(const CutQpProblem& problem, CutQpStatus status);
 
 // Computes residuals and objective of (w, y, z) for a problem; shared by the solvers so
 // they report the same quantities. Costs two passes over A.

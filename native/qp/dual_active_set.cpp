@@ -24,7 +24,7 @@ class DualActiveSet {
  public:
   DualActiveSet(const CutQpProblem& problem, const CutQpSettings& settings, const CutQpControl& control)
       : p_(problem), settings_(settings), control_(control), n_(problem.n), m_(problem.m) {
-    if (!p_.gram || p_.gram->rows() != m_ || p_.gram->cols() != m_) {
+    if (!p_.gram || p_.gram_stride < m_) {
       throw std::invalid_argument("the dual active-set solver needs the Gram matrix A D⁻¹ Aᵀ");
     }
     has_bounds_ = p_.var_lower != nullptr || p_.var_upper != nullptr;
@@ -79,7 +79,7 @@ class DualActiveSet {
   double BoundOf(int c, int sign) const { return sign > 0 ? Upper(c) : Lower(c); }
   // Current value of constraint c: aᵢᵀw for rows, w_j for bounds.
   double Value(int c) const { return c < m_ ? s_[c] : w_[c - m_]; }
-  const Eigen::MatrixXd& G() const { return *p_.gram; }
+  GramView G() const { return p_.Gram(); }
 
   // Entry of the Gram matrix of all constraints C = [A; I] in the D⁻¹ metric.
   double GramEntry(int a, int b) const {
@@ -516,10 +516,12 @@ class DualActiveSet {
     result.active_rows = 0;
     result.active_bounds = 0;
     result.iterations = iterations_;
+    const Clock::time_point recovery_started = Clock::now();
     result.w = PrimalFromMultipliers();
     result.y = y_.head(m_);
     result.z = has_bounds_ ? Eigen::VectorXd(y_.tail(n_)) : Eigen::VectorXd::Zero(n_);
     result.residuals = ComputeResiduals(p_, result.w, result.y, result.z, &result.objective);
+    result.residual_time_ms += std::chrono::duration<double, std::milli>(Clock::now() - recovery_started).count();
     if (debug_) {
       Eigen::VectorXd act(m_);
       if (m_ > 0) p_.rows->multiply(result.w.data(), act.data());

@@ -55,4 +55,14 @@ CutQpResiduals ComputeResiduals(const CutQpProblem& problem, const Eigen::Vector
   return res;
 }
 
+CutQpResult UnstartedResult(const CutQpProblem& problem, CutQpStatus status) {
+  CutQpResult result;
+  result.status = status;
+  result.w = Eigen::Map<const Eigen::VectorXd>(problem.w0, problem.n);
+  result.y = Eigen::VectorXd::Zero(problem.m);
+  result.z = Eigen::VectorXd::Zero(problem.n);
+  result.residuals = ComputeResiduals(problem, result.w, result.y, result.z, &result.objective);
+  return result;
+}
+
 }  // namespace advcorrect::qp
