@@ -34,7 +34,7 @@ function objectiveError(value: number, ref: number): number {
   return Math.abs(value - ref) / Math.max(1, Math.abs(ref));
 }
 
-const DIAGONAL = ['HS21', 'HS118', 'QPCBLEND', 'KSIP'];
+const DIAGONAL = ['HS21', 'HS118', 'QPCBLEND', 'KSIP', 'QPCSTAIR', 'AUG3DC', 'AUG3DCQP'];
 const GENERAL = ['TAME', 'HS35', 'HS35MOD', 'QPTEST', 'HS76', 'HS51', 'HS52', 'HS53', 'HS268', 'GENHS28', 'QAFIRO', 'DUAL1', 'CVXQP1_S', 'CVXQP2_S', 'CVXQP3_S', 'QRECIPE'];
 
 describe('Maros–Mészáros subset', function () {

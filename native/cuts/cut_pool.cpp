@@ -35,7 +35,8 @@ constexpr size_t kPanelTileBytes = size_t{256} << 10;
 // is read once per panel.
 constexpr Eigen::Index kDirectPanelMax = 16;
 constexpr Eigen::Index kDirectChunk = 2048;
-// Sparse rows at least this dense go through the tiles; sparser ones use gathered dot products.
+// Sparse rows at least this dense are expanded chunk by chunk for the kernels above; sparser
+// ones use gathered dot products.
 constexpr double kTiledDensity = 0.125;
 
 template <typename T>
@@ -150,14 +151,9 @@ void QuadDots(const std::array<const T*, 4>& x, const P* const* panel, Eigen::In
   }
 }
 
-// aᵀcol for a stored row, through its non-zeros.
+// aᵀcol for a sparse stored row, through its non-zeros.
 template <typename P>
 double GatherDot(const CutRow& row, const P* col) {
-  if (!row.sparse) {
-    double sum = 0;
-    for (int j = 0; j < row.nnz(); ++j) sum += row.entry(j) * static_cast<double>(col[j]);
-    return sum;
-  }
   double sum = 0;
   for (size_t k = 0; k < row.index.size(); ++k) {
     const double v = row.single ? static_cast<double>(row.values_f32[k]) : row.values_f64[k];
@@ -191,11 +187,12 @@ std::vector<size_t> SparseCursors(const std::vector<std::unique_ptr<CutRow>>& ro
   return cursors;
 }
 
-// products(q, t) = a_{stored[q]}ᵀ panel[t]: the stored rows are read in place four at a time, float32 rows and float64 rows in separate
-// groups (sparse rows are expanded into scratch); a short last quad repeats its final row.
+// products(q, t) = a_{stored[q]}ᵀ panel[t]: the stored rows are read in place four at a time,
+// float32 rows and float64 rows in separate groups (sparse rows are expanded into scratch); a
+// short last quad repeats its final row.
 template <typename P>
 void FoldDirect(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const std::vector<size_t>& stored,
-                 const std::vector<const P*>& panel, Eigen::MatrixXd& products) {
+                const std::vector<const P*>& panel, Eigen::MatrixXd& products) {
   const Eigen::Index k = static_cast<Eigen::Index>(panel.size());
   std::vector<size_t> single_rows, double_rows;  // positions in `stored`
   for (size_t q = 0; q < stored.size(); ++q) {
@@ -257,7 +254,7 @@ void FoldDirect(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const s
 // products(q, t) = a_{stored[q]}ᵀ panel.col(t) for many float64 panel columns: tiles of stored rows
 // converted to float64 meet the panel in small GEMMs, columns split across threads.
 void FoldTiled(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const std::vector<size_t>& stored,
-                  const Eigen::MatrixXd& panel, Eigen::MatrixXd& products) {
+               const Eigen::MatrixXd& panel, Eigen::MatrixXd& products) {
   const Eigen::Index k = panel.cols();
   const Eigen::Index rt = static_cast<Eigen::Index>(stored.size());
   const Eigen::Index chunk = std::clamp<Eigen::Index>(
