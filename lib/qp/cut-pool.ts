@@ -28,7 +28,10 @@ export interface CutPoolSolveOptions extends QpSolveControl {
   /** Feasibility tolerance: a row counts as violated beyond eps·max(1, |bound|) (dual); ADMM's epsAbs/epsRel. Default 1e-9 (dual), 1e-4 (admm). */
   eps?: number;
   maxIterations?: number;
-  /** Wall-clock limit in ms; reaching it returns status 'time_limit_reached'. */
+  /**
+   * Wall-clock limit in ms for the whole solve, folding new rows into G included; reaching it
+   * returns status 'time_limit_reached' (before the first iteration: x = w₀, zero multipliers).
+   */
   timeLimitMs?: number;
   /** Start from the previous solve's working set (dual) or multipliers (ADMM). Default true. */
   warmStart?: boolean;

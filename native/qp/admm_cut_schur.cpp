@@ -12,8 +12,8 @@
 // RowOperator::weightedGram on ρ updates.
 #include <algorithm>
 #include <chrono>
-#include <optional>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 
 #include "qp/admm.h"

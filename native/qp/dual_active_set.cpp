@@ -582,8 +582,8 @@ class DualActiveSet {
   std::vector<int> set_, sign_;
   Eigen::MatrixXd L_;
   int iterations_ = 0;
-  bool debug_ = false;
-  bool exact_refresh_ = false;  // refresh activities from A w instead of through G  // ADVCORRECT_DEBUG_DUAL=1: trace degenerate steps on stderr
+  bool debug_ = false;          // ADVCORRECT_DEBUG_DUAL=1: trace degenerate steps on stderr
+  bool exact_refresh_ = false;  // refresh activities from A w instead of through G
   Clock::time_point started_, last_progress_;
 };
 
