@@ -75,12 +75,14 @@ void TileOfRow(const CutRow& row, Eigen::Index j0, Eigen::Index len, size_t& cur
   }
 }
 
-// SIMD lanes of float64 for the fold kernel (GCC/Clang vector extensions; the compiler lowers
-// them to whatever the target has).
-#ifdef __AVX512F__
+// SIMD lanes of float64 for the fold kernel (GCC/Clang vector extensions), as wide as the
+// target's registers so the vectors stay in registers (and out of the ABI).
+#if defined(__AVX512F__)
 constexpr int kLanes = 8;
-#else
+#elif defined(__AVX__)
 constexpr int kLanes = 4;
+#else
+constexpr int kLanes = 2;
 #endif
 typedef double DoubleLanes __attribute__((vector_size(kLanes * sizeof(double))));
 typedef float FloatLanes __attribute__((vector_size(kLanes * sizeof(float))));
