@@ -33,6 +33,9 @@ describe('dual active-set solver', function () {
       { label: 'all cuts active', n: 200, m: 40, density: 0.5, seed: 4, active: 'all' },
       { label: 'no cut active', n: 50, m: 30, density: 0.3, seed: 5, active: 'none' },
       { label: 'active variable bounds', n: 60, m: 30, density: 0.4, seed: 6, bounds: true },
+      { label: 'active bounds on very sparse rows', n: 400, m: 80, density: 0.05, seed: 11, bounds: true },
+      // Over 64 non-zeros per row and variable: columns of A are read from the rows, not a CSC copy.
+      { label: 'active bounds on long dense rows', n: 5000, m: 100, density: 1, seed: 12, bounds: true },
       { label: 'equality and ranged rows', n: 80, m: 50, density: 0.3, seed: 7, ranges: true },
       { label: 'duplicates, scaled copies, near-parallel and zero rows', n: 70, m: 60, density: 0.8, seed: 8, degenerate: true },
       { label: 'everything at once, m > n', n: 50, m: 70, density: 0.3, seed: 9, bounds: true, ranges: true, degenerate: true },

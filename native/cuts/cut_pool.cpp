@@ -35,6 +35,9 @@ constexpr size_t kPanelTileBytes = size_t{256} << 10;
 // is read once per panel.
 constexpr Eigen::Index kDirectPanelMax = 16;
 constexpr Eigen::Index kDirectChunk = 2048;
+// A pool whose non-zeros exceed this multiple of m + n counts as having costly rows (see
+// CutQpProblem::costly_rows): no CSC copy, and the dual solver refreshes w sparingly.
+constexpr size_t kCostlyRowsFactor = 64;
 // Sparse rows at least this dense are expanded chunk by chunk for the kernels above; sparser
 // ones use gathered dot products.
 constexpr double kTiledDensity = 0.125;
@@ -772,11 +775,14 @@ qp::CutQpProblem CutPool::problem(const double* w0, bool with_gram) {
     p.gram_stride = static_cast<Eigen::Index>(std::max<size_t>(1, gram_capacity_));
   }
   p.a_w0 = a_w0_.data();
+  // With bounds the dual solver reads columns of A. Small pools get a CSC copy for that; long
+  // rows (gradient cuts: hundreds of non-zeros per variable and row pair) are read in place,
+  // since a copy would triple their memory and be rebuilt after every append.
   if (hasBounds()) {
-    const Csc& c = csc();
-    p.csc_col_ptr = c.col_ptr.data();
-    p.csc_row_index = c.row_index.data();
-    p.csc_values = c.values.data();
+    size_t nnz = 0;
+    for (const auto& row : rows_) nnz += static_cast<size_t>(row->nnz());
+    p.costly_rows = nnz > kCostlyRowsFactor * (rows_.size() + static_cast<size_t>(n_));
+    if (!p.costly_rows) csc();
   }
   return p;
 }
@@ -827,6 +833,38 @@ void CutPool::multiplyTransposeAdd(const double* y, double scale, double* x) con
       }
     }
   }
+}
+
+double CutPool::entry(int row, int col) const {
+  if (!csc_valid_) return rows_[static_cast<size_t>(row)]->entry(col);
+  const int32_t* begin = csc_.row_index.data() + csc_.col_ptr[static_cast<size_t>(col)];
+  const int32_t* end = csc_.row_index.data() + csc_.col_ptr[static_cast<size_t>(col) + 1];
+  const int32_t* it = std::lower_bound(begin, end, row);
+  return it != end && *it == row ? csc_.values[static_cast<size_t>(it - csc_.row_index.data())] : 0.0;
+}
+
+double CutPool::columnDot(int col, const double* y) const {
+  double sum = 0;
+  if (csc_valid_) {
+    for (int64_t k = csc_.col_ptr[static_cast<size_t>(col)]; k < csc_.col_ptr[static_cast<size_t>(col) + 1]; ++k) {
+      sum += csc_.values[static_cast<size_t>(k)] * y[csc_.row_index[static_cast<size_t>(k)]];
+    }
+    return sum;
+  }
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    if (y[i] != 0) sum += rows_[i]->entry(col) * y[i];
+  }
+  return sum;
+}
+
+void CutPool::addColumn(int col, double scale, double* y) const {
+  if (csc_valid_) {
+    for (int64_t k = csc_.col_ptr[static_cast<size_t>(col)]; k < csc_.col_ptr[static_cast<size_t>(col) + 1]; ++k) {
+      y[csc_.row_index[static_cast<size_t>(k)]] += scale * csc_.values[static_cast<size_t>(k)];
+    }
+    return;
+  }
+  for (size_t i = 0; i < rows_.size(); ++i) y[i] += scale * rows_[i]->entry(col);
 }
 
 void CutPool::weightedGram(const double* weights, Eigen::MatrixXd& gram) const {

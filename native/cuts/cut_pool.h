@@ -133,6 +133,11 @@ class CutPool final : public qp::RowOperator {
   void multiply(const double* x, double* y) const override;
   void multiplyTransposeAdd(const double* y, double scale, double* x) const override;
   void weightedGram(const double* weights, Eigen::MatrixXd& gram) const override;
+  // Through the CSC copy when it is current (problem() builds it for pools with bounds and
+  // few non-zeros), else from the rows.
+  double entry(int row, int col) const override;
+  double columnDot(int col, const double* y) const override;
+  void addColumn(int col, double scale, double* y) const override;
 
   // A solve running off the main thread holds the pool; mutations must check busy().
   bool tryAcquire() { return !busy_.exchange(true); }

@@ -100,13 +100,12 @@ struct CutQpProblem {
   const double* gram = nullptr;
   Eigen::Index gram_stride = 0;
   GramView Gram() const { return GramView(gram, m, m, Eigen::OuterStride<>(gram_stride)); }
+  // True when a pass over the rows with non-zero multipliers is expensive (long dense rows): the
+  // dual solver then looks at variable bounds only once no row is violated, instead of
+  // recomputing w for every choice of constraint.
+  bool costly_rows = false;
   // Optional A w₀ (m values) when the caller caches it across solves (the cut pool does).
   const double* a_w0 = nullptr;
-  // Optional A in compressed sparse column form (the dual solver needs it when there are
-  // variable bounds: a bound's Gram entries are columns of A).
-  const int64_t* csc_col_ptr = nullptr;   // n + 1
-  const int32_t* csc_row_index = nullptr; // sorted within a column
-  const double* csc_values = nullptr;
 };
 
 struct CutQpResiduals {

@@ -39,9 +39,6 @@ class DualActiveSet {
     skipped_.assign(static_cast<size_t>(y_.size()), 0);
     s_ = a_w0_;
     if (has_bounds_) {
-      if (!p_.csc_col_ptr || !p_.csc_row_index || !p_.csc_values) {
-        throw std::invalid_argument("the dual active-set solver needs A in CSC form when there are variable bounds");
-      }
       w_ = Eigen::Map<const Eigen::VectorXd>(p_.w0, n_);
     }
     started_ = Clock::now();
@@ -78,7 +75,13 @@ class DualActiveSet {
   bool IsEquality(int c) const { return Lower(c) == Upper(c); }
   double BoundOf(int c, int sign) const { return sign > 0 ? Upper(c) : Lower(c); }
   // Current value of constraint c: aᵢᵀw for rows, w_j for bounds.
-  double Value(int c) const { return c < m_ ? s_[c] : w_[c - m_]; }
+  double Value(int c) const { return c < m_ ? s_[c] : VariableValue(c - m_); }
+  // w_j: from w_ when it is current, else from column j of A and the multipliers.
+  double VariableValue(int j) const {
+    if (!w_stale_) return w_[j];
+    const double aty = m_ > 0 ? p_.rows->columnDot(j, y_.data()) : 0.0;
+    return p_.w0[j] - (aty + y_[m_ + j]) / Diag(j);
+  }
   GramView G() const { return p_.Gram(); }
 
   // Entry of the Gram matrix of all constraints C = [A; I] in the D⁻¹ metric.
@@ -89,15 +92,10 @@ class DualActiveSet {
     const int var = (a < m_ ? b : a) - m_;
     return RowEntry(row, var) / Diag(var);
   }
-  double RowEntry(int row, int var) const {
-    const int32_t* begin = p_.csc_row_index + p_.csc_col_ptr[var];
-    const int32_t* end = p_.csc_row_index + p_.csc_col_ptr[var + 1];
-    const int32_t* it = std::lower_bound(begin, end, row);
-    return it != end && *it == row ? p_.csc_values[it - p_.csc_row_index] : 0.0;
-  }
+  double RowEntry(int row, int var) const { return p_.rows->entry(row, var); }
   // s += scale · A_{:,var}
   void AddColumn(int var, double scale, Eigen::VectorXd& s) const {
-    for (int64_t k = p_.csc_col_ptr[var]; k < p_.csc_col_ptr[var + 1]; ++k) s[p_.csc_row_index[k]] += scale * p_.csc_values[k];
+    if (m_ > 0) p_.rows->addColumn(var, scale, s.data());
   }
 
   double Tolerance(int c, int sign) const {
@@ -197,18 +195,14 @@ class DualActiveSet {
       } else {
         const int j = c - m_;
         AddColumn(j, -dy[t] / Diag(j), s_);
-        w_[j] -= dy[t] / Diag(j);
+        if (!w_stale_) w_[j] -= dy[t] / Diag(j);
       }
     }
     if (!row_idx.empty()) {
       for (size_t t = 0; t < row_idx.size(); ++t) s_.noalias() -= row_dy[t] * G().col(row_idx[t]);
-      if (has_bounds_) {
-        Eigen::VectorXd ydelta = Eigen::VectorXd::Zero(m_);
-        for (size_t t = 0; t < row_idx.size(); ++t) ydelta[row_idx[t]] = row_dy[t];
-        Eigen::VectorXd dx = Eigen::VectorXd::Zero(n_);
-        p_.rows->multiplyTransposeAdd(ydelta.data(), 1.0, dx.data());
-        for (int j = 0; j < n_; ++j) w_[j] -= dx[j] / Diag(j);
-      }
+      // Updating w would cost a pass over every working-set row per step; it is recomputed
+      // when the bounds are next scanned instead.
+      if (has_bounds_) w_stale_ = true;
     }
   }
 
@@ -232,7 +226,10 @@ class DualActiveSet {
       // s = A w with w from the multipliers: a pass over A, free of G's cancellation.
       Eigen::VectorXd w = PrimalFromMultipliers();
       if (m_ > 0) p_.rows->multiply(w.data(), s_.data());
-      if (has_bounds_) w_ = std::move(w);
+      if (has_bounds_) {
+        w_ = std::move(w);
+        w_stale_ = false;
+      }
       return;
     }
     if (m_ > 0) s_.noalias() = a_w0_ - G() * y_.head(m_);
@@ -241,6 +238,7 @@ class DualActiveSet {
         if (y_[m_ + j] != 0) AddColumn(j, -y_[m_ + j] / Diag(j), s_);
       }
       w_ = PrimalFromMultipliers();
+      w_stale_ = false;
     }
   }
 
@@ -300,12 +298,27 @@ class DualActiveSet {
   }
 
   // The most violated constraint outside W (scaled by its norm); −1 when none exceeds tolerance.
-  int MostViolated(int* sign_out, double* max_violation) const {
+  // Scanning the bounds needs w current, a pass over the rows with non-zero multipliers after
+  // row steps. With costly rows, rows come first (the dual method may add any violated
+  // constraint) and the bounds are scanned only when no row is violated.
+  int MostViolated(int* sign_out, double* max_violation) {
+    if (!has_bounds_) return MostViolatedIn(0, m_, sign_out, max_violation);
+    if (p_.costly_rows) {
+      const int row = MostViolatedIn(0, m_, sign_out, max_violation);
+      if (row >= 0) return row;
+    }
+    if (w_stale_) {
+      w_ = PrimalFromMultipliers();
+      w_stale_ = false;
+    }
+    return MostViolatedIn(0, m_ + n_, sign_out, max_violation);
+  }
+
+  int MostViolatedIn(int begin, int end, int* sign_out, double* max_violation) const {
     int best = -1;
     double best_score = 0;
     double max_viol = 0;
-    const int total = static_cast<int>(in_set_.size());
-    for (int c = 0; c < total; ++c) {
+    for (int c = begin; c < end; ++c) {
       if (in_set_[static_cast<size_t>(c)] || skipped_[static_cast<size_t>(c)]) continue;
       const double v = Value(c);
       int sign = 0;
@@ -577,6 +590,7 @@ class DualActiveSet {
   Eigen::VectorXd y_;  // m row multipliers, then n bound multipliers when bounded
   Eigen::VectorXd s_;  // row activities A w
   Eigen::VectorXd w_;  // primal iterate (only kept with bounds)
+  bool w_stale_ = false;  // w_ lags behind row steps (see VariableValue)
   std::vector<char> in_set_;
   std::vector<char> skipped_;  // constraints found implied by W up to rounding
   std::vector<int> set_, sign_;

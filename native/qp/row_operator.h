@@ -16,6 +16,10 @@ class RowOperator {
   virtual void multiplyTransposeAdd(const double* y, double scale, double* x) const = 0;
   // G = A diag(weights) Aᵀ  (weights: cols(); G resized to rows()×rows())
   virtual void weightedGram(const double* weights, Eigen::MatrixXd& gram) const = 0;
+  // Column access, which the dual solver needs for variable bounds.
+  virtual double entry(int row, int col) const = 0;                        // a_row,col
+  virtual double columnDot(int col, const double* y) const = 0;            // A[:, col]ᵀ y
+  virtual void addColumn(int col, double scale, double* y) const = 0;      // y += scale · A[:, col]
 };
 
 }  // namespace advcorrect::qp

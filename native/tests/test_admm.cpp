@@ -118,6 +118,13 @@ class DenseRows : public RowOperator {
   void weightedGram(const double* w, Eigen::MatrixXd& g) const override {
     g = a_ * Eigen::Map<const Eigen::VectorXd>(w, a_.cols()).asDiagonal() * a_.transpose();
   }
+  double entry(int row, int col) const override { return a_(row, col); }
+  double columnDot(int col, const double* y) const override {
+    return a_.col(col).dot(Eigen::Map<const Eigen::VectorXd>(y, a_.rows()));
+  }
+  void addColumn(int col, double scale, double* y) const override {
+    Eigen::Map<Eigen::VectorXd>(y, a_.rows()) += scale * a_.col(col);
+  }
 
  private:
   Eigen::MatrixXd a_;
