@@ -11,9 +11,9 @@
  * QPS + LP with stable names (w0…w(n−1) for variables, c0…c(m−1) for cuts).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { AdvcorrectError, abortError } from '../errors.js';
+import { loadNative } from '../native.js';
 import { writeLp } from './lp-writer.js';
 import { checkProblemShape, genericNames, transposeCompressed, writeQps } from './qps.js';
 import { kktResiduals, type KktEvaluation } from './residuals.js';
@@ -80,10 +80,10 @@ export function positiveDiagonal(problem: QuadraticProgram): { diagonal: Float64
  */
 export const DUAL_AUTO_MAX_ROWS = 5000;
 
-/** Why the dual solver's dense Gram matrix would not fit (the native pool takes at most a quarter of the memory), if it would not. */
+/** Why the dual solver's dense Gram matrix would not fit (the native pool's limit, a quarter of the memory), if it would not. */
 export function gramTooLarge(rows: number): string | undefined {
   const bytes = rows * rows * 8;
-  const limit = os.totalmem() / 4;
+  const limit = loadNative().maxGramBytes() as number;
   if (bytes <= limit) return undefined;
   const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
   return `its dense ${rows} × ${rows} Gram matrix needs ${gib(bytes)} GiB, more than a quarter of the memory (${gib(limit)} GiB)`;

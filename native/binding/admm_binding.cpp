@@ -222,22 +222,19 @@ Napi::Value SolveSync(const Napi::CallbackInfo& info) { return Solve(info, false
 
 AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, AdmmSettings settings, bool warm,
                      const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
-  // Folding new rows into G stops between panels on cancellation or when the time limit, which
-  // covers the whole solve, runs out.
+  // The time limit covers the whole solve, folding new rows into G included.
   const SolveClock clock(settings.time_limit_ms);
-  if (!pool->updateGram([&] { return flag.load() || clock.expired(); })) {
-    const qp::CutQpResult stopped = qp::UnstartedResult(
-        pool->problem(w0.data(), false), flag.load() ? qp::CutQpStatus::kAborted : qp::CutQpStatus::kTimeLimitReached);
+  if (std::optional<qp::CutQpResult> stopped = FoldBeforeSolve(pool, w0.data(), flag, clock)) {
     AdmmResult detail;
-    detail.status = stopped.status;
-    detail.x = stopped.w;
-    detail.y = stopped.y;
-    detail.z = stopped.z;
-    detail.objective = stopped.objective;
-    detail.primal_residual = stopped.residuals.primal;
-    detail.dual_residual = stopped.residuals.dual;
-    detail.gap = stopped.residuals.gap;
-    detail.setup_time_ms = detail.solve_time_ms = clock.elapsedMs();
+    detail.status = stopped->status;
+    detail.x = stopped->w;
+    detail.y = stopped->y;
+    detail.z = stopped->z;
+    detail.objective = stopped->objective;
+    detail.primal_residual = stopped->residuals.primal;
+    detail.dual_residual = stopped->residuals.dual;
+    detail.gap = stopped->residuals.gap;
+    detail.setup_time_ms = detail.solve_time_ms = stopped->solve_time_ms;
     return detail;
   }
   qp::CutQpProblem problem = pool->problem(w0.data());

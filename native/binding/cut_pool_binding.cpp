@@ -343,14 +343,11 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
 
   static DualJobResult RunDual(cuts::CutPool* p, const Eigen::VectorXd& w0, const qp::CutQpSettings& settings,
                                const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
-    // Folding new rows into G can take long (many or long rows): it stops between panels on
-    // cancellation or when the time limit, which covers the whole solve, runs out.
+    // The time limit covers the whole solve, folding new rows into G included.
     const SolveClock clock(settings.time_limit_ms);
     DualJobResult out;
-    if (!p->updateGram([&] { return flag.load() || clock.expired(); })) {
-      out.result = qp::UnstartedResult(p->problem(w0.data(), false),
-                                       flag.load() ? qp::CutQpStatus::kAborted : qp::CutQpStatus::kTimeLimitReached);
-      out.result.setup_time_ms = out.result.solve_time_ms = clock.elapsedMs();
+    if (std::optional<qp::CutQpResult> stopped = FoldBeforeSolve(p, w0.data(), flag, clock)) {
+      out.result = std::move(*stopped);
       return out;
     }
     qp::CutQpProblem problem = p->problem(w0.data());
@@ -430,7 +427,14 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
   std::unique_ptr<cuts::CutPool> pool_;
 };
 
-void Init(Napi::Env env, Napi::Object exports) { exports.Set("CutPool", CutPoolWrap::Define(env)); }
+Napi::Value MaxGramBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(cuts::CutPool::maxGramBytes()));
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("CutPool", CutPoolWrap::Define(env));
+  exports.Set("maxGramBytes", Napi::Function::New(env, MaxGramBytes, "maxGramBytes"));
+}
 
 const ModuleRegistrar registrar("cutPool", Init);
 
@@ -445,6 +449,15 @@ cuts::CutPool* UnwrapCutPool(Napi::Value value) {
 
 void AcquireCutPoolForJob(Napi::Env env, cuts::CutPool* pool) {
   if (!pool->tryAcquire()) throw Napi::Error::New(env, "the cut pool is in use by a running solve");
+}
+
+std::optional<qp::CutQpResult> FoldBeforeSolve(cuts::CutPool* pool, const double* w0, const std::atomic<bool>& cancel,
+                                               const SolveClock& clock) {
+  if (pool->updateGram([&] { return cancel.load() || clock.expired(); })) return std::nullopt;
+  qp::CutQpResult result = qp::UnstartedResult(
+      pool->problem(w0, false), cancel.load() ? qp::CutQpStatus::kAborted : qp::CutQpStatus::kTimeLimitReached);
+  result.setup_time_ms = result.solve_time_ms = clock.elapsedMs();
+  return result;
 }
 
 }  // namespace advcorrect::binding

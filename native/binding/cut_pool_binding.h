@@ -4,7 +4,9 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <optional>
 
 #include "cuts/cut_pool.h"
 
@@ -34,5 +36,11 @@ class SolveClock {
   double limit_ms_;
   std::chrono::steady_clock::time_point started_;
 };
+
+// Folds the pool's pending rows into G before a solve, stopping between panels on cancellation
+// or when `clock` runs out. When it stopped, returns the result to report (status aborted or
+// time_limit_reached, w = w₀, zero multipliers); the next solve continues the fold.
+std::optional<qp::CutQpResult> FoldBeforeSolve(cuts::CutPool* pool, const double* w0, const std::atomic<bool>& cancel,
+                                               const SolveClock& clock);
 
 }  // namespace advcorrect::binding

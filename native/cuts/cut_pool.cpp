@@ -354,15 +354,6 @@ size_t GramRange(const std::vector<std::unique_ptr<CutRow>>& rows, int n, const 
   return m;
 }
 
-// Largest dense G the pool will allocate: a quarter of the machine's memory (the working-set
-// factor of the dual solver and the rows themselves need room too).
-size_t MaxGramBytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page_size <= 0) return size_t{4} << 30;
-  return static_cast<size_t>(pages) * static_cast<size_t>(page_size) / 4;
-}
-
 }  // namespace
 
 // ---- CutRow ----
@@ -645,9 +636,16 @@ GramMap CutPool::gramBlock(size_t size) {
   return GramMap(gram_storage_.data(), s, s, Eigen::OuterStride<>(std::max<Eigen::Index>(1, static_cast<Eigen::Index>(gram_capacity_))));
 }
 
+size_t CutPool::maxGramBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return size_t{4} << 30;
+  return static_cast<size_t>(pages) * static_cast<size_t>(page_size) / 4;
+}
+
 void CutPool::reserveGram(size_t rows) {
   if (rows <= gram_capacity_) return;
-  const size_t limit = MaxGramBytes();
+  const size_t limit = maxGramBytes();
   if (rows > 0 && rows * rows > limit / sizeof(double)) {
     throw std::length_error("a dense Gram matrix for " + std::to_string(rows) + " rows needs " +
                             std::to_string(rows * rows * sizeof(double) >> 20) + " MiB, more than a quarter of the memory (" +

@@ -94,6 +94,9 @@ class CutPool final : public qp::RowOperator {
 
   // G = A D⁻¹ Aᵀ (m × m), brought up to date first. Not thread-safe with appends.
   qp::GramView gram();
+  // Largest dense G a pool allocates: a quarter of the machine's memory (the dual solver's
+  // working-set factor and the rows themselves need room too).
+  static size_t maxGramBytes();
   bool gramUpToDate() const { return gram_rows_ == rows_.size(); }
   // Folds pending rows into G panel by panel, asking stop() between panels; returns false when
   // it stopped early (G then covers fewer rows, and the next call goes on from there). Throws
