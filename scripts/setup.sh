@@ -54,6 +54,9 @@ fi
 
 # npm's install hook (scripts/build-native.cjs) builds the addon with cmake-js from CMakeLists.txt.
 say "installing npm packages and building the native addon (cmake-js)"
+# onnxruntime-node (a dev dependency, the independent runtime the ONNX tests compare against) ships its
+# CPU binaries in the package; its install script would also fetch CUDA binaries from outside: skip that.
+export npm_config_onnxruntime_node_install=skip
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 
 if $check_gyp; then
