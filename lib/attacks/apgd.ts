@@ -5,6 +5,7 @@ import { marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
 import {
   bounds,
   exampleSeed,
+  forwardLogits,
   lossGradient,
   lossValues,
   prepare,
@@ -245,7 +246,7 @@ async function runBatch(
     let grad: Float32Array | undefined;
     if (last) {
       // The point after the last step only needs its margin.
-      logits = await predictLogitsAsync(model, xb, { batchSize: m });
+      logits = forwardLogits(model, p, xb);
     } else {
       ({ grad, logits } = lossGradient(model, p, xb, lb, settings.loss, tb));
     }

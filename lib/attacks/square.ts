@@ -2,7 +2,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { abortError } from '../errors.js';
 import { Random } from '../data/random.js';
 import { marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
-import { bounds, exampleSeed, prepare, yieldToEventLoop, type AttackOptions, type AttackResult } from './attacks.js';
+import { bounds, exampleSeed, forwardLogits, prepare, yieldToEventLoop, type AttackOptions, type AttackResult } from './attacks.js';
 
 /**
  * The Square attack (Andriushchenko, Croce, Flammarion, Hein, "Square Attack: a query-efficient
@@ -124,7 +124,7 @@ export async function square(model: LayersModel, images: Float32Array, labels: A
           }
         }
       }
-      const logits = await predictLogitsAsync(model, candidate, { batchSize: m, signal: options.signal });
+      const logits = forwardLogits(model, p, candidate);
       const newMargin = marginsFromLogits(logits, Int32Array.from(rows, (r) => labelsB[r]), classes);
       const keep: number[] = [];
       for (let q = 0; q < m; q++) {
