@@ -171,7 +171,7 @@ describe('baselines: CLI', function () {
 
   it('bias-shift end to end writes the same files as correct, and compare groups draws and refuses other test images', async function () {
     needShared(this);
-    const common = ['--model', cnnLight, '--arch', 'cnnlight', '--eval-n', '300', '--pgd-n', '40', '--pgd-steps', '10', '--sweep', '0.05,0.1', '--quiet'];
+    const common = ['--model', cnnLight, '--arch', 'cnnlight', '--eval-n', '300', '--pgd-n', '40', '--pgd-steps', '10', '--attacks', 'fgsm,pgd,apgd-ce', '--apgd-steps', '10', '--sweep', '0.05,0.1', '--quiet'];
     const a = path.join(dir, 'shift-a');
     const b = path.join(dir, 'shift-b');
     const r = await run(['baseline', '--method', 'bias-shift', '--target-clean', '0.95', '--out', a, ...common, '--json']);
@@ -182,17 +182,17 @@ describe('baselines: CLI', function () {
     assert.equal(doc.methodResult.searchN, 300, 'searched on the --eval-n test images');
     assert.ok(Math.abs(doc.after.clean.accuracy - 0.95) <= 1 / 300 + 1e-12, `clean ${doc.after.clean.accuracy}`);
     assert.equal(doc.after.clean.accuracy, doc.methodResult.searchAccuracy);
-    assert.equal(doc.after.worstCase.label, 'worst of fgsm, pgd-10');
-    assert.deepEqual(doc.after.attacks.map((x: { label: string }) => x.label), ['fgsm', 'pgd-10']);
+    assert.equal(doc.after.worstCase.label, 'worst of fgsm, pgd-10, apgd-ce-10');
+    assert.deepEqual(doc.after.attacks.map((x: { label: string }) => x.label), ['fgsm', 'pgd-10', 'apgd-ce-10']);
     // The worst case is per image on the first 40 (where PGD ran too): never above PGD's accuracy there.
     assert.equal(doc.after.worstCase.n, 40);
-    assert.ok(doc.after.worstCase.accuracy <= doc.after.attacks[1].accuracy);
+    assert.ok(doc.after.worstCase.accuracy <= Math.min(doc.after.attacks[1].accuracy, doc.after.attacks[2].accuracy));
     for (const f of ['model/model.json', 'model.npz', 'result.json', 'report.html']) assert.ok(existsSync(path.join(a, f)), f);
     assert.deepEqual(JSON.parse(await fs.readFile(path.join(a, 'result.json'), 'utf8')).methodResult, doc.methodResult);
     // A second draw, matched to the first run's clean accuracy (same test images).
     const second = await run(['baseline', '--method', 'bias-shift', '--match-clean', a, '--out', b, '--seed', '2', ...common]);
     assert.equal(second.code, 0, second.stderr);
-    assert.match(second.stdout, /^worst of fgsm, pgd-10/m);
+    assert.match(second.stdout, /^worst of fgsm, pgd-10, apgd-ce-10 ε 0.1 \(n = 40\)/m);
     const cmp = path.join(dir, 'cmp');
     const c = await run(['compare', a, b, '--out', cmp, '--json']);
     assert.equal(c.code, 0, c.stderr);

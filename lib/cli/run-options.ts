@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetName } from '../data/datasets.js';
 import type { ArchName } from '../models/architectures.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
+import { APGD_DEFAULTS, SQUARE_DEFAULTS } from '../attacks/index.js';
 import { metricRows, type RunDocument } from '../report/index.js';
 import { DEFAULT_EVALUATION_ATTACKS, EVALUATION_ATTACKS, type CorrectionRunSettings, type DrawSettings, type EvaluationSettings } from '../runs/index.js';
 import { parseFiniteNumber, parseNonNegativeInteger, parseNonNegativeNumber, parseNumberList, parsePositiveInteger, parsePositiveNumber } from './common.js';
@@ -108,6 +109,9 @@ export function addEvaluationOptions(cmd: Command): Command {
     .option('--eval-eps <e>', 'ε of every attack of the test evaluation', parseEvalEps, 0.1)
     .option('--pgd-steps <n>', 'PGD steps of the test evaluation', parsePositiveInteger, 40)
     .option('--pgd-step-size <a>', 'PGD step size of the test evaluation', parsePositiveNumber, 0.01)
+    .option('--apgd-steps <n>', `APGD iterations of apgd-ce and apgd-t (default ${APGD_DEFAULTS.steps})`, parsePositiveInteger)
+    .option('--targets <k>', `apgd-t: target classes per image (default ${APGD_DEFAULTS.targets})`, parsePositiveInteger)
+    .option('--queries <n>', `square: query budget per image (default ${SQUARE_DEFAULTS.queries})`, parsePositiveInteger)
     .addOption(new Option('--sweep <list>', 'FGSM ε values for the robustness plot (none = skip)').argParser(parseEpsList).default([0.05, 0.1, 0.15, 0.2], '0.05,0.1,0.15,0.2'))
     .option('--no-eval', 'skip the test-set evaluation');
 }
@@ -160,6 +164,9 @@ export function evaluationFromFlags(flags: Record<string, unknown>): EvaluationS
     sweep: flags.sweep as number[],
     clip: flags.clip as boolean,
     seed: flags.seed as number,
+    ...(flags.apgdSteps !== undefined ? { apgdSteps: flags.apgdSteps as number } : {}),
+    ...(flags.targets !== undefined ? { targets: flags.targets as number } : {}),
+    ...(flags.queries !== undefined ? { queries: flags.queries as number } : {}),
   };
 }
 
@@ -204,6 +211,9 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: { model:
     pgdSteps: e.pgdSteps,
     pgdStepSize: e.pgdStepSize,
     attacks: e.attacks,
+    ...(e.apgdSteps !== undefined ? { apgdSteps: e.apgdSteps } : {}),
+    ...(e.targets !== undefined ? { targets: e.targets } : {}),
+    ...(e.queries !== undefined ? { queries: e.queries } : {}),
     sweep: e.sweep,
     evaluateModels: flags.eval as boolean,
     ...(flags.dumpQp ? { dumpQp: path.resolve(flags.dumpQp as string) } : {}),

@@ -10,7 +10,7 @@ export {
   type TestMetrics,
   type AttackMetric,
   type EvaluationInfo,
-  type EvaluationWarning,
+  type RunWarning,
   type RobustnessSweep,
   type ExampleImages,
 } from './result.js';

@@ -24,10 +24,11 @@ export interface AttackMetric {
 }
 
 /** A warning of the attacks (signs of gradient masking), with how many images it concerns. */
-export interface EvaluationWarning {
+export interface RunWarning {
   code: string;
   message: string;
   count: number;
+  eps?: number;
 }
 
 /** Test metrics of one model. */
@@ -39,7 +40,7 @@ export interface TestMetrics {
   attacks?: AttackMetric[];
   /** Per-image worst case over every attack run (an image counts only if clean and every attack leave it correct). */
   worstCase?: { label: string; n: number; accuracy: number };
-  warnings?: EvaluationWarning[];
+  warnings?: RunWarning[];
 }
 
 /** What a test evaluation ran on. */

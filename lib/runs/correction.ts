@@ -41,8 +41,11 @@ export interface CorrectionRunSettings {
   evalEps: number;
   pgdSteps: number;
   pgdStepSize: number;
-  /** Attacks of the test evaluation (default fgsm, pgd). */
+  /** Attacks of the test evaluation (default fgsm, pgd, apgd-ce, apgd-t) and their optional settings. */
   attacks?: string[];
+  apgdSteps?: number;
+  targets?: number;
+  queries?: number;
   /** FGSM ε sweep for the report ([] = none). */
   sweep: number[];
   evaluateModels: boolean;
@@ -69,8 +72,14 @@ export function drawSettingsOf(s: CorrectionRunSettings): DrawSettings {
 }
 
 /** The evaluation part of a run's settings. */
-export function evaluationSettingsOf(s: Pick<CorrectionRunSettings, 'attacks' | 'evalN' | 'pgdN' | 'evalEps' | 'pgdSteps' | 'pgdStepSize' | 'sweep' | 'clip'>, seed: number): EvaluationSettings {
+export function evaluationSettingsOf(
+  s: Pick<CorrectionRunSettings, 'attacks' | 'evalN' | 'pgdN' | 'evalEps' | 'pgdSteps' | 'pgdStepSize' | 'sweep' | 'clip' | 'apgdSteps' | 'targets' | 'queries'>,
+  seed: number,
+): EvaluationSettings {
   return {
+    ...(s.apgdSteps !== undefined ? { apgdSteps: s.apgdSteps } : {}),
+    ...(s.targets !== undefined ? { targets: s.targets } : {}),
+    ...(s.queries !== undefined ? { queries: s.queries } : {}),
     attacks: s.attacks ?? [...DEFAULT_EVALUATION_ATTACKS],
     evalN: s.evalN,
     pgdN: s.pgdN,

@@ -6,14 +6,13 @@
 import type { ImageDataset } from '../data/datasets.js';
 import { takeFirst } from '../data/sampling.js';
 import type { LoadedModel } from '../models/io.js';
-import { evaluate, type AttackSpec, type Evaluation } from '../attacks/index.js';
-import type { AttackMetric, TestMetrics } from '../report/result.js';
+import { ATTACK_NAMES, attackShortName, evaluate, worstCaseLabel, type AttackName, type AttackSpec, type Evaluation } from '../attacks/index.js';
+import type { AttackMetric, RunWarning, TestMetrics } from '../report/result.js';
 
-/** Attack names an evaluation accepts, in the order they run. */
-export const EVALUATION_ATTACKS = ['fgsm', 'pgd'] as const;
-export type EvaluationAttack = (typeof EVALUATION_ATTACKS)[number];
+/** Attack names an evaluation accepts. */
+export const EVALUATION_ATTACKS: readonly AttackName[] = ATTACK_NAMES;
 /** The default attack list of `correct` and `baseline`. */
-export const DEFAULT_EVALUATION_ATTACKS: readonly EvaluationAttack[] = ['fgsm', 'pgd'];
+export const DEFAULT_EVALUATION_ATTACKS: readonly AttackName[] = ['fgsm', 'pgd', 'apgd-ce', 'apgd-t'];
 
 export interface EvaluationSettings {
   /** Attacks by name (FGSM on the first evalN images, the others on the first pgdN). */
@@ -24,6 +23,10 @@ export interface EvaluationSettings {
   evalEps: number;
   pgdSteps: number;
   pgdStepSize: number;
+  /** apgd-ce/apgd-t iterations, apgd-t target classes, square queries (the attacks' defaults when absent). */
+  apgdSteps?: number;
+  targets?: number;
+  queries?: number;
   /** FGSM ε values for the sweep plot ([] = none). */
   sweep: number[];
   clip: boolean;
@@ -55,8 +58,8 @@ export interface EvaluationDescription {
 }
 
 /** Label of an attack in tables: 'fgsm', 'pgd-40', 'apgd-ce', … */
-export function attackDisplayName(name: string, steps?: number): string {
-  return name === 'pgd' && steps !== undefined ? `pgd-${steps}` : name;
+export function attackDisplayName(spec: Omit<AttackSpec, 'eps'>): string {
+  return attackShortName(spec);
 }
 
 /** The attack of one name with the evaluation's settings. */
@@ -64,7 +67,13 @@ export function evaluationAttackSpec(name: string, e: EvaluationSettings): Attac
   if (name === 'fgsm') return { name: 'fgsm', eps: e.evalEps };
   if (name === 'pgd') return { name: 'pgd', eps: e.evalEps, steps: e.pgdSteps, stepSize: e.pgdStepSize, randomStart: true, restarts: 1 };
   if (!(EVALUATION_ATTACKS as readonly string[]).includes(name)) throw new RangeError(`unknown attack '${name}' (expected ${EVALUATION_ATTACKS.join(', ')})`);
-  return { name, eps: e.evalEps } as AttackSpec;
+  if (name === 'square') return { name, eps: e.evalEps, ...(e.queries !== undefined ? { queries: e.queries } : {}) };
+  return {
+    name: name as AttackName,
+    eps: e.evalEps,
+    ...(e.apgdSteps !== undefined ? { steps: e.apgdSteps } : {}),
+    ...(name === 'apgd-t' && e.targets !== undefined ? { targets: e.targets } : {}),
+  };
 }
 
 function iterativeNames(e: EvaluationSettings): string[] {
@@ -75,8 +84,7 @@ function iterativeNames(e: EvaluationSettings): string[] {
 function worstCaseOf(e: EvaluationSettings, test: ImageDataset): { label: string; n: number } {
   const names = [...(e.attacks.includes('fgsm') ? ['fgsm'] : []), ...iterativeNames(e)];
   const n = iterativeNames(e).length > 0 ? Math.min(e.pgdN, e.evalN, test.count) : Math.min(e.evalN, test.count);
-  const label = names.length > 0 ? `worst of ${names.map((a) => attackDisplayName(a, a === 'pgd' ? e.pgdSteps : undefined)).join(', ')}` : 'clean (no attack)';
-  return { label, n };
+  return { label: worstCaseLabel(names.map((name) => evaluationAttackSpec(name, e))), n };
 }
 
 /** Describes an evaluation without running it. */
@@ -88,14 +96,13 @@ export function describeEvaluation(e: EvaluationSettings, test: ImageDataset, da
   for (const name of iterativeNames(e)) {
     const spec = evaluationAttackSpec(name, e);
     const { name: _n, eps, ...rest } = spec as AttackSpec & Record<string, unknown>;
-    attacks.push({ name, label: attackDisplayName(name, spec.steps), eps, n: pgdN, ...rest });
+    attacks.push({ name, label: attackDisplayName(spec), eps, n: pgdN, ...rest });
   }
   return { split: 'test', dataset, n: evalN, pgdN, clip: e.clip, labels: 'true', attacks, worstCase: worstCaseOf(e, test) };
 }
 
-function warningsOf(res: Evaluation): Array<{ code: string; message: string; count: number }> {
-  const w = (res as Evaluation & { warnings?: Array<{ code: string; message: string; count: number }> }).warnings;
-  return Array.isArray(w) ? w : [];
+function warningsOf(res: Evaluation): RunWarning[] {
+  return res.warnings.map((w) => ({ ...w }));
 }
 
 /** Evaluates a model on the test set as `correct` and `baseline` do (images in pixel space). */
@@ -103,12 +110,14 @@ export async function evaluateOnTest(model: LoadedModel, test: ImageDataset, e: 
   const common = { labels: 'true' as const, clip: e.clip, seed: e.seed, ...(hooks.signal ? { signal: hooks.signal } : {}), ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
   const evalSet = takeFirst(test, e.evalN);
   const fgsmOn = e.attacks.includes('fgsm');
-  const main = await evaluate(model, evalSet, { ...common, attacks: fgsmOn ? [evaluationAttackSpec('fgsm', e)] : [] });
+  const names = iterativeNames(e);
+  // The zero-gradient check runs once: with the iterative attacks when there are any.
+  const main = await evaluate(model, evalSet, { ...common, gradientCheck: names.length === 0, attacks: fgsmOn ? [evaluationAttackSpec('fgsm', e)] : [] });
   const sweep = new Map<number, number>();
   if (fgsmOn) sweep.set(e.evalEps, main.attacks[0]!.accuracy);
   const rest = [...new Set(e.sweep)].filter((eps) => !sweep.has(eps)).sort((a, b) => a - b);
   if (rest.length > 0) {
-    const res = await evaluate(model, evalSet, { ...common, attacks: rest.map((eps) => ({ name: 'fgsm', eps })) });
+    const res = await evaluate(model, evalSet, { ...common, gradientCheck: false, attacks: rest.map((eps) => ({ name: 'fgsm' as const, eps })) });
     for (const a of res.attacks) sweep.set(a.eps, a.accuracy);
   }
   const attacks: AttackMetric[] = [];
@@ -116,13 +125,12 @@ export async function evaluateOnTest(model: LoadedModel, test: ImageDataset, e: 
   const warnings = [...warningsOf(main)];
   const worst = worstCaseOf(e, test);
   let robust = main.robust;
-  const names = iterativeNames(e);
   if (names.length > 0) {
     const iterSet = takeFirst(test, e.pgdN);
     const res = await evaluate(model, iterSet, { ...common, attacks: names.map((name) => evaluationAttackSpec(name, e)) });
     res.attacks.forEach((a, i) => {
-      const { name: _n, eps: _e, accuracy, correct: _c, labels: _l, clip: _cl, timeMs: _t, seed: _s, ...settings } = a as typeof a & Record<string, unknown>;
-      attacks.push({ name: names[i]!, label: attackDisplayName(names[i]!, a.steps), eps: a.eps, n: res.n, accuracy, ...settings });
+      const { name: _n, eps: _e, accuracy, correct: _c, labels: _l, clip: _cl, timeMs: _t, seed: _s, attacked: _a, meanQueries: _q, ...settings } = a;
+      attacks.push({ name: names[i]!, label: attackDisplayName(a), eps: a.eps, n: res.n, accuracy, ...settings });
     });
     warnings.push(...warningsOf(res));
     robust = new Uint8Array(worst.n);
