@@ -214,3 +214,95 @@ describe('baselines: CLI', function () {
     assert.equal(existsSync(path.join(dir, 'cmp2')), false);
   });
 });
+
+describe('compare: grouping and statistics', function () {
+  let dir: string;
+
+  before(async function () {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'advcorrect-compare-'));
+  });
+
+  after(async function () {
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  function metrics(clean: number, fgsm: number, pgd: number, worst: number) {
+    return {
+      clean: { accuracy: clean },
+      fgsm: { eps: 0.1, accuracy: fgsm },
+      pgd: { eps: 0.1, steps: 40, accuracy: pgd },
+      attacks: [
+        { name: 'fgsm', label: 'fgsm', eps: 0.1, n: 100, accuracy: fgsm },
+        { name: 'pgd', label: 'pgd-40', eps: 0.1, n: 50, accuracy: pgd, steps: 40, stepSize: 0.01 },
+      ],
+      worstCase: { label: 'worst of fgsm, pgd-40', n: 50, accuracy: worst },
+      warnings: [],
+    };
+  }
+
+  async function write(name: string, seed: number, after: ReturnType<typeof metrics>, evalN = 100): Promise<string> {
+    const d = path.join(dir, name);
+    await fs.mkdir(d, { recursive: true });
+    const doc = {
+      format: 'advcorrect-result',
+      formatVersion: 1,
+      kind: 'baseline',
+      method: 'finetune',
+      methodSettings: { learningRate: 1e-4, maxEpochs: 20 },
+      methodResult: {},
+      createdAt: '2026-01-01T00:00:00.000Z',
+      settings: { model: '/m/cnnlight.npz', dataset: 'mnist', seed },
+      backend: 'cpu',
+      evaluation: {
+        split: 'test',
+        dataset: 'mnist',
+        n: evalN,
+        pgdN: 50,
+        clip: true,
+        labels: 'true',
+        attacks: after.attacks.map(({ accuracy: _a, ...rest }) => rest),
+        worstCase: { label: 'worst of fgsm, pgd-40', n: 50 },
+      },
+      before: metrics(0.98, 0.2, 0.1, 0.1),
+      after,
+      distance: seed,
+      relativeDistance: 0.1,
+      outputs: { model: 'model/model.json', report: 'report.html' },
+      methodTimeMs: 1000 * seed,
+      wallTimeMs: 5000,
+    };
+    await fs.writeFile(path.join(d, 'result.json'), JSON.stringify(doc));
+    return d;
+  }
+
+  it('groups draws of one method, gives mean ± sample sd, and plots the means', async () => {
+    const { buildComparison } = await import('../lib/runs/index.js');
+    const { renderCompareReport } = await import('../lib/report/index.js');
+    const a = await write('a', 1, metrics(0.9, 0.5, 0.4, 0.3));
+    const b = await write('b', 3, metrics(0.8, 0.7, 0.6, 0.5));
+    const doc = await buildComparison([a, b]);
+    assert.deepEqual(doc.groups.map((g) => g.label), ['input model', 'finetune (lr 0.0001)']);
+    const g = doc.groups[1]!;
+    assert.equal(g.runs.length, 2);
+    assert.ok(Math.abs(g.clean.mean - 0.85) < 1e-12);
+    assert.ok(Math.abs(g.clean.sd - Math.SQRT2 * 0.05) < 1e-12, 'sample sd of 0.9 and 0.8');
+    assert.ok(Math.abs(g.worstCase.mean - 0.4) < 1e-12);
+    assert.ok(Math.abs(g.attacks['pgd-40']!.mean - 0.5) < 1e-12);
+    assert.deepEqual([g.distance.mean, g.timeS.mean], [2, 2]);
+    assert.deepEqual([doc.groups[0]!.clean.mean, doc.groups[0]!.clean.sd, doc.groups[0]!.runs.length], [0.98, 0, 1]);
+    const html = renderCompareReport(doc);
+    const point = html.match(/<g class="method" data-group="finetune \(lr 0.0001\)" data-clean="([^"]+)" data-clean-sd="[^"]+" data-worst="([^"]+)"/);
+    assert.ok(point, 'a point for the group');
+    assert.equal(Number(point[1]), g.clean.mean);
+    assert.equal(Number(point[2]), g.worstCase.mean);
+    assert.ok(!/https?:\/\//.test(html), 'self-contained');
+  });
+
+  it('refuses runs evaluated on other test images, and a directory without result.json', async () => {
+    const { buildComparison } = await import('../lib/runs/index.js');
+    const a = await write('c', 1, metrics(0.9, 0.5, 0.4, 0.3));
+    const b = await write('d', 2, metrics(0.9, 0.5, 0.4, 0.3), 200);
+    await assert.rejects(buildComparison([a, b]), { name: 'RangeError', message: /evaluated differently \(test images: clean\/FGSM on the first 100 and iterative attacks on 50 vs 200 and 50\)/ });
+    await assert.rejects(buildComparison([a, dir]), { name: 'RangeError', message: `compare: ${dir} holds no result.json` });
+  });
+});
