@@ -222,7 +222,9 @@ export function robustnessSvg(result: Pick<RunDocument, 'before' | 'after' | 'sw
     const m = result[key] as TestMetrics;
     const marks =
       `<rect class="fgsm-${key}" x="${(axes.px(m.fgsm.eps) - 4).toFixed(1)}" y="${(axes.py(m.fgsm.accuracy) - 4).toFixed(1)}" width="8" height="8" fill="none" stroke="${color}" data-eps="${attr(m.fgsm.eps)}" data-accuracy="${attr(m.fgsm.accuracy)}"><title>${key}: FGSM ε ${m.fgsm.eps}: ${pct(m.fgsm.accuracy)}</title></rect>` +
-(Number.isFinite(m.pgd.accuracy) ?       `<path class="pgd-${key}" d="M${axes.px(m.pgd.eps).toFixed(1)},${(axes.py(m.pgd.accuracy) - 5).toFixed(1)} l5,9 h-10 z" fill="none" stroke="${color}" data-eps="${attr(m.pgd.eps)}" data-accuracy="${attr(m.pgd.accuracy)}"><title>${key}: PGD-${m.pgd.steps} ε ${m.pgd.eps}: ${pct(m.pgd.accuracy)}</title></path>` : '');
+      (Number.isFinite(m.pgd.accuracy)
+        ? `<path class="pgd-${key}" d="M${axes.px(m.pgd.eps).toFixed(1)},${(axes.py(m.pgd.accuracy) - 5).toFixed(1)} l5,9 h-10 z" fill="none" stroke="${color}" data-eps="${attr(m.pgd.eps)}" data-accuracy="${attr(m.pgd.accuracy)}"><title>${key}: PGD-${m.pgd.steps} ε ${m.pgd.eps}: ${pct(m.pgd.accuracy)}</title></path>`
+        : '');
     return line + dots + marks;
   };
   parts.push(series('before'), series('after'));
@@ -417,13 +419,22 @@ function page(title: string, body: string[]): string {
   ].join('\n');
 }
 
+/** A setting or result value as text: integers as they are, other numbers to 4 digits, strings bare. */
+function valueText(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : fmt(v, 4);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v) && v.every((x) => typeof x === 'number')) return v.map((x) => fmt(x as number, 4)).join(', ');
+  return JSON.stringify(v);
+}
+
 /** The page of a baseline run: metrics, what the method did, the ε sweep, the settings. */
 export function renderBaselineReport(result: BaselineDocument): string {
   const model = typeof result.settings.model === 'string' ? result.settings.model : 'model';
   const items: Array<[string, string]> = [
     ['method', result.method],
-    ...Object.entries(result.methodSettings).map(([k, v]): [string, string] => [k, typeof v === 'number' ? fmt(v, 4) : JSON.stringify(v)]),
-    ...Object.entries(result.methodResult).map(([k, v]): [string, string] => [k, typeof v === 'number' ? fmt(v, 4) : JSON.stringify(v)]),
+    ...Object.entries(result.methodSettings).map(([k, v]): [string, string] => [k, valueText(v)]),
+    ...Object.entries(result.methodResult).map(([k, v]): [string, string] => [k, valueText(v)]),
     ['‖w − w₀‖', `${fmt(result.distance, 4)} (relative ${fmt(result.relativeDistance, 4)})`],
     ['method time', `${fmt(result.methodTimeMs / 1000, 1)} s (without the evaluation)`],
     ['backend', result.backend],
