@@ -57,7 +57,7 @@ function statNum(s: Stat, digits: number): string {
 /** The comparison table as HTML. */
 export function compareTable(doc: CompareDocument): string {
   const attackLabels = doc.evaluation.attacks.map((a) => a.label);
-  const head = ['method', 'draws', `clean (n=${doc.evaluation.n})`, ...doc.evaluation.attacks.map((a) => `${a.label.toUpperCase()} (n=${a.n})`), `${doc.evaluation.worstCase.label} (n=${doc.evaluation.worstCase.n})`, '‖w − w₀‖', 'time s'];
+  const head = ['method', 'draws', `clean (n=${doc.evaluation.n})`, ...doc.evaluation.attacks.map((a) => `${a.label.toUpperCase()} (n=${a.n})`), `worst case (n=${doc.evaluation.worstCase.n})`, '‖w − w₀‖', 'time s'];
   const rows = doc.groups.map(
     (g, i) =>
       `<tr data-group="${escapeHtml(g.label)}"><td><span class="swatch" style="background:${PALETTE[i % PALETTE.length]}"></span>${escapeHtml(g.label)}</td><td>${g.runs.length}</td><td>${statPct(g.clean)}</td>` +
@@ -101,6 +101,16 @@ export function compareSvg(doc: CompareDocument): string {
   }
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" class="label" text-anchor="middle">${escapeHtml(`${doc.evaluation.worstCase.label} (robust accuracy, n = ${doc.evaluation.worstCase.n})`)}</text>`);
   parts.push(`<text x="16" y="${(T + H - B) / 2}" class="label" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">${escapeHtml(`clean accuracy (n = ${doc.evaluation.n})`)}</text>`);
+  // Labels go right of their point (left near the right edge), moved up or down until they do not overlap.
+  const placed: Array<{ x0: number; x1: number; y0: number; y1: number }> = [];
+  const free = (b: { x0: number; x1: number; y0: number; y1: number }) => placed.every((p) => b.x1 < p.x0 || b.x0 > p.x1 || b.y1 < p.y0 || b.y0 > p.y1);
+  doc.groups.forEach((g, i) => {
+    const color = PALETTE[i % PALETTE.length]!;
+    if (!Number.isFinite(g.worstCase.mean) || !Number.isFinite(g.clean.mean)) return;
+    const cx = px(g.worstCase.mean);
+    const cy = py(g.clean.mean);
+    placed.push({ x0: cx - 6, x1: cx + 6, y0: cy - 6, y1: cy + 6 });
+  });
   doc.groups.forEach((g, i) => {
     const color = PALETTE[i % PALETTE.length]!;
     if (!Number.isFinite(g.worstCase.mean) || !Number.isFinite(g.clean.mean)) return;
@@ -111,13 +121,33 @@ export function compareSvg(doc: CompareDocument): string {
         ? `<line x1="${px(g.worstCase.mean - g.worstCase.sd).toFixed(1)}" x2="${px(g.worstCase.mean + g.worstCase.sd).toFixed(1)}" y1="${cy.toFixed(1)}" y2="${cy.toFixed(1)}" stroke="${color}" class="errbar"/>` +
           `<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${py(g.clean.mean - g.clean.sd).toFixed(1)}" y2="${py(g.clean.mean + g.clean.sd).toFixed(1)}" stroke="${color}" class="errbar"/>`
         : '';
-    const anchor = cx > W - R - 150 ? 'end' : 'start';
-    const dx = anchor === 'end' ? -9 : 9;
+    const textWidth = 6.4 * g.label.length;
+    const clampX = (x: number) => Math.min(W - R - textWidth - 2, Math.max(L + 2, x));
+    // Candidates: right of the point, above it, below it, left of it, then further up/down on the right or left.
+    const candidates: Array<[number, number]> = [
+      [cx + 9, cy + 4],
+      [clampX(cx - textWidth / 2), cy - 10],
+      [clampX(cx - textWidth / 2), cy + 18],
+      [cx - 9 - textWidth, cy + 4],
+    ];
+    for (let k = 1; k < 20; k++) for (const sign of [-1, 1]) for (const x of [cx + 9, cx - 9 - textWidth]) candidates.push([x, cy + 4 + sign * k * 13]);
+    let [x0, ty] = candidates[0]!;
+    for (const [x, y] of candidates) {
+      if (x < L || x + textWidth > W - R || y - 10 < T || y > H - B) continue;
+      if (free({ x0: x, x1: x + textWidth, y0: y - 10, y1: y + 2 })) {
+        [x0, ty] = [x, y];
+        break;
+      }
+    }
+    const left = x0 + textWidth <= cx;
+    placed.push({ x0, x1: x0 + textWidth, y0: ty - 10, y1: ty + 2 });
+    const leader = Math.abs(ty - 4 - cy) > 16 || (x0 > cx + 12) || (x0 + textWidth < cx - 12) ? `<line x1="${cx.toFixed(1)}" y1="${cy.toFixed(1)}" x2="${(left ? x0 + textWidth : x0).toFixed(1)}" y2="${(ty - 4).toFixed(1)}" stroke="${color}" class="leader"/>` : '';
     parts.push(
       `<g class="method" data-group="${escapeHtml(g.label)}" data-clean="${g.clean.mean}" data-clean-sd="${g.clean.sd}" data-worst="${g.worstCase.mean}" data-worst-sd="${g.worstCase.sd}" data-n="${g.runs.length}">` +
         bars +
+        leader +
         `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="5.5" fill="${color}"><title>${escapeHtml(`${g.label}: clean ${statPct(g.clean)}%, ${doc.evaluation.worstCase.label} ${statPct(g.worstCase)}% (${g.runs.length} draw${g.runs.length > 1 ? 's' : ''})`)}</title></circle>` +
-        `<text x="${(cx + dx).toFixed(1)}" y="${(cy - 8).toFixed(1)}" class="point-label" text-anchor="${anchor}" fill="${color}">${escapeHtml(g.label)}</text>` +
+        `<text x="${x0.toFixed(1)}" y="${ty.toFixed(1)}" class="point-label" fill="${color}">${escapeHtml(g.label)}</text>` +
         `</g>`,
     );
   });
@@ -133,14 +163,17 @@ td.headline{font-weight:600;background:#eef4fc}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:7px}
 svg.plot{background:#fff;border:1px solid #e3e6ea;border-radius:4px;max-width:100%;height:auto}
 .plot-bg{fill:#fbfcfd}.grid{stroke:#eceff3;stroke-width:1}.tick{font-size:10px;fill:#5c6370}.label{font-size:12px;fill:#1d2330}
-.point-label{font-size:11px;font-weight:600}.errbar{stroke-width:2;opacity:.6}
+.point-label{font-size:11px;font-weight:600}.errbar{stroke-width:2;opacity:.6}.leader{stroke-width:1;opacity:.5}
+table.compare{font-size:13px}table.compare td{white-space:nowrap}
 ul.runs{font-size:12px;color:#5c6370}
 `;
 
 /** The comparison page. */
 export function renderCompareReport(doc: CompareDocument): string {
   const e = doc.evaluation;
-  const runs = doc.groups.map((g) => `<li><b>${escapeHtml(g.label)}</b> (${escapeHtml(g.model)}): ${g.runs.map((r) => escapeHtml(r)).join(', ')}</li>`).join('');
+  const runs = doc.groups
+    .map((g) => `<li><b>${escapeHtml(g.label)}</b> (${escapeHtml(g.model)}): ${g.method === 'input' ? `the evaluation before of the runs (${g.runs.length} distinct)` : g.runs.map((r) => escapeHtml(r)).join(', ')}</li>`)
+    .join('');
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
