@@ -123,7 +123,7 @@ export function sideBySide(doc: ResultDocument, shift: BaselineDocument): string
   const width = Math.max(30, ...a.map((r) => r.name.length + 2));
   const head = `${''.padEnd(width)}${'input'.padStart(9)}${'correct'.padStart(10)}${'bias-shift'.padStart(12)}`;
   const rows = a.map((r, i) => `${r.name.padEnd(width)}${pct(r.before).padStart(9)}${pct(r.after).padStart(10)}${pct(b[i]?.after ?? Number.NaN).padStart(12)}`);
-  const d = `${''.padEnd(width)}${'‖w − w₀‖'.padStart(9)}${doc.distance.toFixed(3).padStart(10)}${shift.distance.toFixed(3).padStart(12)}`;
+  const d = `${'‖w − w₀‖'.padEnd(width)}${'0'.padStart(9)}${doc.distance.toFixed(3).padStart(10)}${shift.distance.toFixed(3).padStart(12)}`;
   return [
     head,
     ...rows,
