@@ -322,7 +322,14 @@ export interface ForwardTrace {
 
 /** Conv2D without bias/activation as a tf op. */
 export function convOp(x: tf.Tensor4D, kernel: tf.Tensor4D, spec: Conv2DSpec): tf.Tensor4D {
-  return tf.conv2d(x, kernel, spec.strides, tfPadding(spec), 'NHWC', spec.dilation);
+  const [dh, dw] = spec.dilation;
+  if (dh === 1 && dw === 1) return tf.conv2d(x, kernel, spec.strides, tfPadding(spec), 'NHWC', spec.dilation);
+  // tfjs has no gradients for dilated conv2d: convolve with the kernel spread out by zeros instead
+  // (pad/reshape/slice, all differentiable), the same function.
+  const [kh, kw, ci, co] = kernel.shape;
+  const spread = tf.reshape(tf.pad(tf.reshape(kernel, [kh, 1, kw, 1, ci, co]), [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]]), [kh * dh, kw * dw, ci, co]);
+  const dilated = tf.slice(spread, [0, 0, 0, 0], [(kh - 1) * dh + 1, (kw - 1) * dw + 1, ci, co]) as tf.Tensor4D;
+  return tf.conv2d(x, dilated, spec.strides, tfPadding(spec), 'NHWC', 1);
 }
 
 /**

@@ -8,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../../errors.js';
 import { writeFileAtomic } from '../../data/files.js';
 import type { OnnxSource, OnnxWeightBinding } from './import.js';
-import { concatBytes, decodeTensor, GRAPH_INITIALIZER_FIELD, lengthDelimited, MODEL_GRAPH_FIELD, readFields, replaceTensorData } from './proto.js';
+import { concatBytes, decodeModel, decodeNode, decodeTensor, GRAPH_INITIALIZER_FIELD, lengthDelimited, MODEL_GRAPH_FIELD, readFields, replaceTensorData } from './proto.js';
 
 /** ONNX-layout values of one bound weight (inverse of the import's transposes and row permutation). */
 function toOnnx(binding: OnnxWeightBinding, value: tf.Tensor): Float32Array {
@@ -27,9 +27,41 @@ function toOnnx(binding: OnnxWeightBinding, value: tf.Tensor): Float32Array {
   });
 }
 
-/** The ONNX file bytes of `source` with the bound initializers replaced by `values`. */
+/** A new float TensorProto: name, dims, data_type FLOAT, raw_data. */
+function newTensor(name: string, dims: number[], values: Float32Array): Uint8Array {
+  const parts: Uint8Array[] = [lengthDelimited(8, new TextEncoder().encode(name))];
+  for (const d of dims) parts.push(varintField(1, d));
+  parts.push(varintField(2, 1));
+  const raw = new Uint8Array(values.length * 4);
+  const view = new DataView(raw.buffer);
+  values.forEach((v, k) => view.setFloat32(4 * k, v, true));
+  parts.push(lengthDelimited(9, raw));
+  return concatBytes(parts);
+}
+
+function varintField(field: number, value: number): Uint8Array {
+  const out: number[] = [];
+  let v = field * 8;
+  for (let pass = 0; pass < 2; pass++) {
+    while (v >= 0x80) {
+      out.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    out.push(v);
+    v = value;
+  }
+  return new Uint8Array(out);
+}
+
+/**
+ * The ONNX file bytes of `source` with the bound initializers replaced by `values`. A key of `values`
+ * that names the output of an Identity of an initializer (see OnnxWeightBinding.identityOf) unties
+ * the two: the Identity node is dropped and an initializer of that name added.
+ */
 export function encodeWithInitializers(source: OnnxSource, values: Map<string, Float32Array>): Uint8Array {
   const what = source.file;
+  const untie = new Map(source.bindings.filter((b) => b.identityOf && values.has(b.initializer)).map((b) => [b.initializer, b.identityOf as string]));
+  const dimsOf = new Map<string, number[]>();
   const modelParts: Uint8Array[] = [];
   const replaced = new Set<string>();
   for (const f of readFields(source.bytes, what)) {
@@ -40,8 +72,13 @@ export function encodeWithInitializers(source: OnnxSource, values: Map<string, F
     const graph = f.bytes;
     const graphParts: Uint8Array[] = [];
     for (const g of readFields(graph, what)) {
+      if (g.field === 1 && g.wire === 2 && g.bytes && untie.size) {
+        const node = decodeNode(g.bytes, what);
+        if (node.opType === 'Identity' && untie.has(node.outputs[0])) continue;
+      }
       if (g.field === GRAPH_INITIALIZER_FIELD && g.wire === 2 && g.bytes) {
         const tensor = decodeTensor(g.bytes, what);
+        dimsOf.set(tensor.name, tensor.dims);
         const next = values.get(tensor.name);
         if (next) {
           const count = tensor.dims.reduce((a, b) => a * b, 1);
@@ -53,11 +90,20 @@ export function encodeWithInitializers(source: OnnxSource, values: Map<string, F
       }
       graphParts.push(graph.subarray(g.start, g.end));
     }
+    for (const [alias, original] of untie) {
+      graphParts.push(lengthDelimited(GRAPH_INITIALIZER_FIELD, newTensor(alias, dimsOf.get(original) ?? [], values.get(alias) as Float32Array)));
+      replaced.add(alias);
+    }
     modelParts.push(lengthDelimited(MODEL_GRAPH_FIELD, concatBytes(graphParts)));
   }
   const missing = [...values.keys()].filter((name) => !replaced.has(name));
   if (missing.length) throw new AdvcorrectError('ERR_MODEL', `${what} has no initializer ${missing.join(', ')}`);
   return concatBytes(modelParts);
+}
+
+function originalValues(source: OnnxSource, name: string): Float32Array | undefined {
+  const t = decodeModel(source.bytes, source.file).graph.initializers.get(name);
+  return t && t.values instanceof Float32Array ? t.values : undefined;
 }
 
 /**
@@ -82,6 +128,13 @@ export async function exportOnnx(base: { onnx?: OnnxSource }, model: tfl.LayersM
     if (index < 0) throw new AdvcorrectError('ERR_MODEL', `layer ${binding.layer} has no ${binding.weight}: it is not the network imported from ${base.onnx.file}`);
     const weights = layer.getWeights();
     values.set(binding.initializer, toOnnx(binding, weights[index]));
+  }
+  // Weights the exporter had de-duplicated into one initializer stay shared while they are equal.
+  for (const binding of base.onnx.bindings) {
+    if (!binding.identityOf) continue;
+    const mine = values.get(binding.initializer) as Float32Array;
+    const theirs = values.get(binding.identityOf) ?? originalValues(base.onnx, binding.identityOf);
+    if (theirs && mine.length === theirs.length && mine.every((v, k) => Object.is(v, theirs[k]))) values.delete(binding.initializer);
   }
   await writeFileAtomic(file, encodeWithInitializers(base.onnx, values));
 }

@@ -18,7 +18,7 @@ export const ONNX_OPSETS = { min: 11, max: 17 } as const;
 /** Operators the importer turns into layers (the shape operators only on constants). */
 export const ONNX_OPERATORS = [
   'Conv', 'Gemm', 'MatMul', 'Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'BatchNormalization', 'MaxPool', 'AveragePool',
-  'GlobalAveragePool', 'Flatten', 'Reshape', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Concat', 'Identity', 'Dropout',
+  'GlobalAveragePool', 'ReduceMean', 'Pad', 'Flatten', 'Reshape', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Concat', 'Identity', 'Dropout',
   'Constant', 'Softmax', 'Shape', 'Gather', 'Unsqueeze', 'Cast',
 ] as const;
 
@@ -32,6 +32,12 @@ export interface OnnxWeightBinding {
   layout: 'conv' | 'gemm-t' | 'gemm' | 'vector';
   /** For a Dense fed by a flatten of an NCHW tensor: [C, H, W] (rows permuted C,H,W ↔ H,W,C). */
   chw?: [number, number, number];
+  /**
+   * Set when `initializer` is not an initializer but the output of an Identity node of this one (the
+   * exporter de-duplicated equal tensors): if the two weights differ after a correction, the export
+   * replaces that Identity node by an initializer of its own.
+   */
+  identityOf?: string;
 }
 
 /** What an ONNX import keeps for writing the model back (see exportOnnx). */
@@ -74,6 +80,8 @@ interface Const {
   values: ArrayLike<number>;
   /** The initializer it came from, if any. */
   initializer?: string;
+  /** For the output of an Identity of an initializer: that initializer. */
+  identityOf?: string;
 }
 
 function fail(message: string): AdvcorrectError {
@@ -194,6 +202,7 @@ class Builder {
 
   private weight(node: OnnxNode, index: number, what: string): Const & { initializer: string } {
     const c = this.konst(node, index, what);
+    if (c.identityOf) return { ...c, initializer: node.inputs[index] };
     if (!c.initializer) throw fail(`${this.where(node)}: the ${what} '${node.inputs[index]}' must be an initializer`);
     if (this.bound.has(c.initializer)) throw fail(`${this.where(node)}: initializer '${c.initializer}' is shared with another layer; shared (tied) weights are not supported`);
     return c as Const & { initializer: string };
@@ -201,7 +210,8 @@ class Builder {
 
   private bind(layer: string, weight: string, initializer: string, layout: OnnxWeightBinding['layout'], chw?: [number, number, number]): void {
     this.bound.add(initializer);
-    this.bindings.push({ layer, weight, initializer, layout, ...(chw ? { chw } : {}) });
+    const identityOf = this.consts.get(initializer)?.identityOf;
+    this.bindings.push({ layer, weight, initializer, layout, ...(chw ? { chw } : {}), ...(identityOf ? { identityOf } : {}) });
   }
 
   private ints(node: OnnxNode, name: string, fallback: number[]): number[] {
@@ -316,6 +326,15 @@ class Builder {
         const t = tfl.layers.globalAveragePooling2d({ name: this.layerName(node) }).apply(v.t) as tfl.SymbolicTensor;
         return this.set(node, { t, layout: 'pooled', shape: [ch, 1, 1] });
       }
+      case 'ReduceMean': {
+        const v = this.val(node, 0);
+        const [ch] = this.spatial(node, v);
+        const axes = this.ints(node, 'axes', []).map((a) => (a < 0 ? a + 4 : a)).sort().join(',');
+        if (axes !== '2,3') throw fail(`${this.where(node)}: ReduceMean over axes [${this.ints(node, 'axes', []).join(', ')}] is not supported (only the spatial axes 2, 3: a global average pool)`);
+        const t = tfl.layers.globalAveragePooling2d({ name: this.layerName(node) }).apply(v.t) as tfl.SymbolicTensor;
+        return this.set(node, this.int(node, 'keepdims', 1) ? { t, layout: 'pooled', shape: [ch, 1, 1] } : { t, layout: 'flat', shape: [ch] });
+      }
+      case 'Pad': return this.pad(node);
       case 'Flatten': {
         const axis = this.int(node, 'axis', 1);
         if (axis !== 1) throw fail(`${this.where(node)}: Flatten with axis ${axis} is not supported (only axis 1: [batch, features])`);
@@ -346,7 +365,7 @@ class Builder {
 
   private alias(node: OnnxNode): void {
     const c = this.consts.get(node.inputs[0]);
-    if (c) this.consts.set(node.outputs[0], { dims: c.dims, values: c.values });
+    if (c) this.consts.set(node.outputs[0], { dims: c.dims, values: c.values, ...(c.initializer && node.opType === 'Identity' ? { identityOf: c.initializer } : {}) });
     else this.set(node, this.val(node, 0));
   }
 
@@ -406,6 +425,22 @@ class Builder {
     const [ch, hh, ww] = v.shape;
     const permuted = v.layout === 'nchw' && ch > 1 && hh * ww > 1;
     this.set(node, { t, layout: 'flat', shape: [size], ...(permuted ? { chw: [ch, hh, ww] as [number, number, number] } : {}) });
+  }
+
+  /** Zero padding of H and W (opset ≥ 11: pads and the constant value are inputs). */
+  private pad(node: OnnxNode): void {
+    const v = this.val(node, 0);
+    const [ch, hh, ww] = this.spatial(node, v);
+    const mode = node.attributes.get('mode')?.s ?? 'constant';
+    const pads = Array.from(this.konst(node, 1, 'pads').values);
+    const value = node.inputs[2] ? Number(this.konst(node, 2, 'constant value').values[0]) : 0;
+    if (mode !== 'constant' || value !== 0 || pads.length !== 8 || pads.some((p) => p < 0) || pads[0] || pads[1] || pads[4] || pads[5]) {
+      throw fail(`${this.where(node)}: only zero padding of H and W is supported (mode ${mode}, value ${value}, pads [${pads.join(', ')}])`);
+    }
+    const [top, left, bottom, right] = [pads[2], pads[3], pads[6], pads[7]];
+    if (top + left + bottom + right === 0) return this.set(node, v);
+    const t = tfl.layers.zeroPadding2d({ padding: [[top, bottom], [left, right]], name: this.layerName(node) }).apply(v.t) as tfl.SymbolicTensor;
+    this.set(node, { t, layout: 'nchw', shape: [ch, hh + top + bottom, ww + left + right] });
   }
 
   private reshape(node: OnnxNode): void {

@@ -236,7 +236,7 @@ function decodeAttribute(buf: Uint8Array, what: string): OnnxAttribute {
   return a;
 }
 
-function decodeNode(buf: Uint8Array, what: string): OnnxNode {
+export function decodeNode(buf: Uint8Array, what: string): OnnxNode {
   const node: OnnxNode = { name: '', opType: '', domain: '', inputs: [], outputs: [], attributes: new Map() };
   for (const f of readFields(buf, what)) {
     switch (f.field) {
