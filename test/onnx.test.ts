@@ -11,7 +11,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import * as ort from 'onnxruntime-node';
 import { initBackend } from '../lib/backend/index.js';
 import { loadDataset, normalize, type ImageDataset } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
@@ -20,8 +19,8 @@ import { loadModel, type LoadedModel } from '../lib/models/io.js';
 import { exportOnnx } from '../lib/models/onnx/index.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { packageRoot } from '../lib/native.js';
+import { fixtures, maxAbsDiff, runOrt } from './helpers/onnx.js';
 
-export const fixtures = path.join(packageRoot, 'test', 'fixtures', 'onnx');
 const shared = process.env.ADVCORRECT_SHARED_DIR ?? path.resolve(packageRoot, '..', 'shared');
 
 interface Fixture {
@@ -44,31 +43,6 @@ const FIXTURES: Fixture[] = [
 
 const TOLERANCE = 1e-4;
 
-/** NCHW copy of NHWC images, times `scale`. */
-export function toNchw(images: Float32Array, n: number, h: number, w: number, c: number, scale = 1): Float32Array {
-  const out = new Float32Array(n * c * h * w);
-  for (let b = 0; b < n; b++) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        for (let k = 0; k < c; k++) out[((b * c + k) * h + y) * w + x] = images[((b * h + y) * w + x) * c + k] * scale;
-      }
-    }
-  }
-  return out;
-}
-
-/** onnxruntime's output for images in [0, 1] (NHWC), as the ONNX model takes them. */
-export async function runOrt(file: string | Uint8Array, data: ImageDataset, scale = 1): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(file as string);
-  try {
-    const input = new ort.Tensor('float32', toNchw(data.images, data.count, data.height, data.width, data.channels, scale), [data.count, data.channels, data.height, data.width]);
-    const result = await session.run({ [session.inputNames[0]]: input });
-    return Float32Array.from(result[session.outputNames[0]].data as Float32Array);
-  } finally {
-    await session.release();
-  }
-}
-
 /** What we compute for the ONNX model's output: logits, or their softmax for a Softmax-last network. */
 function ours(loaded: LoadedModel, data: ImageDataset, softmax = false): { predicted: Float32Array; compiled: Float32Array } {
   const input = loaded.normalization ? normalize(data.images, loaded.normalization, data.channels) : data.images;
@@ -80,13 +54,6 @@ function ours(loaded: LoadedModel, data: ImageDataset, softmax = false): { predi
     return (softmax ? tf.softmax(logits) : logits).dataSync() as Float32Array;
   });
   return { predicted: softmax ? (tf.tidy(() => tf.softmax(tf.tensor2d(predicted, [data.count, loaded.numClasses])).dataSync()) as Float32Array) : predicted, compiled: Float32Array.from(compiled) };
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'lengths differ');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 /** Deterministic change of every trainable weight: w ← w·(1 + 0.05·sin k) + 0.01·cos k. */

@@ -217,6 +217,70 @@ class SoftmaxLast(nn.Module):
         return torch.log(self.net(x) + 1e-12)
 
 
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x, y):
+        return self.fc(torch.flatten(x, 1) + torch.flatten(y, 1))
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        features = torch.flatten(x, 1)
+        return self.fc(features), features
+
+
+class EluNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.fc = nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.elu(self.conv(x)), 1))
+
+
+class GroupedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2)
+        self.fc = nn.Linear(4 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv2(torch.relu(self.conv1(x)))), 1))
+
+
+class GapNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1), 1))
+
+
+def make_bad_fixtures() -> None:
+    """Untrained exports that the importer must refuse with a clear error (tiny files)."""
+    x = torch.zeros(1, 1, 28, 28)
+    path = lambda name: os.path.join(OUT, name)  # noqa: E731
+    torch.onnx.export(TwoInputs().eval(), (x, x), path('bad_two_inputs.onnx'), input_names=['a', 'b'], opset_version=13)
+    torch.onnx.export(TwoOutputs().eval(), x, path('bad_two_outputs.onnx'), input_names=['image'], output_names=['logits', 'features'], opset_version=13)
+    torch.onnx.export(EluNet().eval(), x, path('bad_elu.onnx'), input_names=['image'], opset_version=13)
+    torch.onnx.export(GroupedNet().eval(), x, path('bad_grouped.onnx'), input_names=['image'], opset_version=13)
+    torch.onnx.export(GapNet().eval(), x, path('bad_dynamic_size.onnx'), input_names=['image'], opset_version=13,
+                      dynamic_axes={'image': {0: 'batch', 2: 'height', 3: 'width'}})
+    torch.onnx.export(GapNet().eval(), x, path('bad_opset10.onnx'), input_names=['image'], opset_version=10)
+    print('  bad_*.onnx written')
+
+
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -224,28 +288,35 @@ def main() -> None:
     mx, my = read_mnist(10000)
     cx, cy = read_cifar(5000)
 
+    make_bad_fixtures()
+
     print('mnist_bn')
+    torch.manual_seed(0)  # each network on its own seed: the fixtures do not depend on each other
     net = BnNet()
     train(net, mx, my, 300)
     export(net, (1, 28, 28), 'mnist_bn.onnx', 11, fold=False)
     insert_identity_and_dropout(os.path.join(OUT, 'mnist_bn.onnx'))
 
     print('cifar_residual')
+    torch.manual_seed(0)
     net = ResidualNet()
     train(net, cx, cy, 300)
     export(net, (3, 32, 32), 'cifar_residual.onnx', 13, fold=False)
 
     print('mnist_pool_norm')
+    torch.manual_seed(0)
     net = PoolNormNet()
     train(net, mx, my, 300)
     export(net, (1, 28, 28), 'mnist_pool_norm.onnx', 12)
 
     print('mnist_acts')
+    torch.manual_seed(0)
     net = ActsNet()
     train(SoftmaxLast(net), mx, my, 300, scale=255.0)
     export(net, (1, 28, 28), 'mnist_acts.onnx', 17)
 
     print('mnist_dilated')
+    torch.manual_seed(0)
     net = DilatedNet()
     train(net, mx, my, 200)
     export(net, (1, 28, 28), 'mnist_dilated.onnx', 15)
