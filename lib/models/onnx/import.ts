@@ -643,7 +643,8 @@ class Builder {
     if (!v || !k) throw fail(`${this.where(node)}: input '${v0 ? n1 : n0}' is not a constant or computed tensor`);
     const width = v.layout === 'nhwc' ? v.shape[2] : v.shape[0];
     let per: number[] | undefined;
-    if (v.layout === 'nchw' || v.layout === 'pooled') per = channelVector(k, width);
+    if (v.layout === 'nhwc') per = k.values.length === 1 ? new Array<number>(width).fill(Number(k.values[0])) : undefined;
+    else if (v.layout === 'nchw' || v.layout === 'pooled') per = channelVector(k, width);
     else if (v.layout === 'flat') per = k.values.length === 1 ? new Array<number>(width).fill(Number(k.values[0])) : !v.chw && k.values.length === width && k.dims.filter((d) => d !== 1).length <= 1 && k.dims[k.dims.length - 1] === width ? Array.from(k.values) : undefined;
     if (!per) throw fail(`${this.where(node)}: ${op} with a constant of dims [${k.dims.join(', ')}] on a tensor of shape [batch, ${v.shape.join(', ')}] is not supported (only scalars and per-channel constants)`);
     const constantFirst = !v0;
