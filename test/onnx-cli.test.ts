@@ -66,7 +66,7 @@ describe('ONNX models: bad input', function () {
     ['a text file', 'tmp:text.onnx', /text\.onnx: truncated or not an ONNX file/],
     ['an empty file', 'tmp:empty.onnx', /empty\.onnx: not an ONNX model \(no IR version or no graph\)/],
     ['an unsupported operator', 'bad_elu.onnx', /node '\/Elu' \(Elu\): operator Elu is not supported \(supported: Conv, Gemm, MatMul, Relu, .*Softmax/],
-    ['a grouped convolution', 'bad_grouped.onnx', /node '\/conv2\/Conv' \(Conv\): grouped convolution \(group 2\) is not supported/],
+    ['a padded MaxPool', 'bad_padded_pool.onnx', /node '\/MaxPool' \(MaxPool\): MaxPool with padding \[1, 1, 1, 1\] is not supported \(only unpadded pooling\)/],
     ['dynamic image sizes', 'bad_dynamic_size.onnx', /input 'image' has shape \[batch, 1, height, width\].*dynamic image sizes cannot be resolved/],
     ['two inputs', 'bad_two_inputs.onnx', /the model has 2 inputs \(a, b\); exactly one image input is supported/],
     ['two outputs', 'bad_two_outputs.onnx', /the model has 2 outputs \(logits, features\); exactly one \(the logits\) is supported/],

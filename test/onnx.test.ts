@@ -38,7 +38,8 @@ const FIXTURES: Fixture[] = [
   { file: 'cifar_residual.onnx', dataset: 'cifar10', ops: ['Add', 'Conv', 'GlobalAveragePool', 'Gemm'] },
   { file: 'mnist_pool_norm.onnx', dataset: 'mnist', ops: ['Sub', 'Div', 'MaxPool', 'Pad', 'AveragePool', 'Shape', 'Gather', 'Unsqueeze', 'Concat', 'Reshape', 'MatMul', 'Add', 'Constant'] },
   { file: 'mnist_acts.onnx', dataset: 'mnist', softmax: true, inputScale: 255, ops: ['LeakyRelu', 'Sigmoid', 'Tanh', 'Concat', 'Mul', 'Sub', 'Transpose', 'Softmax'] },
-  { file: 'mnist_dilated.onnx', dataset: 'mnist', ops: ['Conv', 'Gemm'] },
+  { file: 'mnist_dilated.onnx', dataset: 'mnist', ops: ['Conv', 'Gemm', 'dilations'] },
+  { file: 'mnist_grouped.onnx', dataset: 'mnist', ops: ['Conv', 'group', 'Gemm'] },
 ];
 
 const TOLERANCE = 1e-4;

@@ -13,6 +13,7 @@ torch.onnx.export at several opsets, so that together they use every operator th
                                  x.view(x.size(0), -1) (Shape/Gather/Unsqueeze/Concat/Reshape), MatMul + Add
   mnist_acts.onnx      opset 17  LeakyRelu, Sigmoid, Tanh, Concat, Mul/Add by constants, Transpose before
                                  a flatten, Softmax as the last node; input pixels in [0, 255]
+  mnist_grouped.onnx   opset 16  grouped Conv (2 groups) and depthwise Conv (groups = channels)
   mnist_dilated.onnx   opset 15  dilated Conv with different H and W padding, a non-square strided kernel, Relu
   mnist_cnnlight.onnx, mnist_cnn.onnx, cifar10_resnet8.onnx
                        opset 14  the paper authors' models (../shared/models), ResNet8 with its input
@@ -247,14 +248,28 @@ class EluNet(nn.Module):
 
 
 class GroupedNet(nn.Module):
+    """A grouped (2 groups) and a depthwise (groups = channels, multiplier 2) convolution."""
+
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2)
-        self.fc = nn.Linear(4 * 7 * 7, 10)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+        self.depthwise = nn.Conv2d(6, 12, 3, padding=1, groups=6, bias=False)
+        self.fc = nn.Linear(12 * 7 * 7, 10)
 
     def forward(self, x):
-        return self.fc(torch.flatten(torch.relu(self.conv2(torch.relu(self.conv1(x)))), 1))
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(torch.flatten(torch.relu(self.depthwise(x)), 1))
+
+
+class PaddedPoolNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.max_pool2d(self.conv(x), 2, padding=1), 1))
 
 
 class GapNet(nn.Module):
@@ -274,7 +289,7 @@ def make_bad_fixtures() -> None:
     torch.onnx.export(TwoInputs().eval(), (x, x), path('bad_two_inputs.onnx'), input_names=['a', 'b'], opset_version=13)
     torch.onnx.export(TwoOutputs().eval(), x, path('bad_two_outputs.onnx'), input_names=['image'], output_names=['logits', 'features'], opset_version=13)
     torch.onnx.export(EluNet().eval(), x, path('bad_elu.onnx'), input_names=['image'], opset_version=13)
-    torch.onnx.export(GroupedNet().eval(), x, path('bad_grouped.onnx'), input_names=['image'], opset_version=13)
+    torch.onnx.export(PaddedPoolNet().eval(), x, path('bad_padded_pool.onnx'), input_names=['image'], opset_version=13)
     torch.onnx.export(GapNet().eval(), x, path('bad_dynamic_size.onnx'), input_names=['image'], opset_version=13,
                       dynamic_axes={'image': {0: 'batch', 2: 'height', 3: 'width'}})
     torch.onnx.export(GapNet().eval(), x, path('bad_opset10.onnx'), input_names=['image'], opset_version=10)
@@ -314,6 +329,12 @@ def main() -> None:
     net = ActsNet()
     train(SoftmaxLast(net), mx, my, 300, scale=255.0)
     export(net, (1, 28, 28), 'mnist_acts.onnx', 17)
+
+    print('mnist_grouped')
+    torch.manual_seed(0)
+    net = GroupedNet()
+    train(net, mx, my, 200)
+    export(net, (1, 28, 28), 'mnist_grouped.onnx', 16)
 
     print('mnist_dilated')
     torch.manual_seed(0)

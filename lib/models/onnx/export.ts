@@ -117,6 +117,7 @@ export async function exportOnnx(base: { onnx?: OnnxSource }, model: tfl.LayersM
   if (!(model instanceof tfl.LayersModel)) throw new TypeError('model must be a tfjs LayersModel');
   if (typeof file !== 'string' || file === '') throw new TypeError('path must be a non-empty string');
   const values = new Map<string, Float32Array>();
+  const parts = new Map<string, Array<{ start: number; value: Float32Array }>>();
   for (const binding of base.onnx.bindings) {
     let layer: tfl.layers.Layer;
     try {
@@ -127,7 +128,20 @@ export async function exportOnnx(base: { onnx?: OnnxSource }, model: tfl.LayersM
     const index = layer.weights.findIndex((w) => (w.originalName ?? w.name).split('/').pop()!.replace(/_\d+$/, '') === binding.weight);
     if (index < 0) throw new AdvcorrectError('ERR_MODEL', `layer ${binding.layer} has no ${binding.weight}: it is not the network imported from ${base.onnx.file}`);
     const weights = layer.getWeights();
-    values.set(binding.initializer, toOnnx(binding, weights[index]));
+    const value = toOnnx(binding, weights[index]);
+    if (!binding.outSlice) values.set(binding.initializer, value);
+    else parts.set(binding.initializer, [...(parts.get(binding.initializer) ?? []), { start: binding.outSlice[0], value }]);
+  }
+  // A grouped Conv's groups are output-channel blocks of one initializer (OIHW: contiguous).
+  for (const [name, blocks] of parts) {
+    blocks.sort((a, b) => a.start - b.start);
+    const whole = new Float32Array(blocks.reduce((n, b) => n + b.value.length, 0));
+    let offset = 0;
+    for (const b of blocks) {
+      whole.set(b.value, offset);
+      offset += b.value.length;
+    }
+    values.set(name, whole);
   }
   // Weights the exporter had de-duplicated into one initializer stay shared while they are equal.
   for (const binding of base.onnx.bindings) {

@@ -38,6 +38,8 @@ export interface OnnxWeightBinding {
    * replaces that Identity node by an initializer of its own.
    */
   identityOf?: string;
+  /** Grouped Conv: this layer holds output channels [start, start + count) of the initializer. */
+  outSlice?: [number, number];
 }
 
 /** What an ONNX import keeps for writing the model back (see exportOnnx). */
@@ -462,26 +464,51 @@ class Builder {
     if (W.dims.length !== 4) throw fail(`${this.where(node)}: only 2-D convolutions are supported (weight dims [${W.dims.join(', ')}])`);
     const [cout, cinG, kh, kw] = W.dims;
     const group = this.int(node, 'group', 1);
-    if (group !== 1) throw fail(`${this.where(node)}: grouped convolution (group ${group}) is not supported`);
-    if (cinG !== cin) throw fail(`${this.where(node)}: weight has ${cinG} input channels, the input has ${cin}`);
+    if (group < 1 || cin % group !== 0 || cout % group !== 0 || cinG * group !== cin) {
+      throw fail(`${this.where(node)}: weight [${W.dims.join(', ')}] with group ${group} does not fit ${cin} input channels`);
+    }
     const strides = this.ints(node, 'strides', [1, 1]);
     const dilations = this.ints(node, 'dilations', [1, 1]);
     if (strides.some((s) => s > 1) && dilations.some((d) => d > 1)) throw fail(`${this.where(node)}: strides and dilations both above 1 are not supported`);
     const pads = this.padsOf(node, [hh, ww], [kh, kw], strides, dilations);
-    let t = v.t;
-    if (pads.some((p) => p > 0)) {
-      t = tfl.layers.zeroPadding2d({ padding: [[pads[0], pads[2]], [pads[1], pads[3]]], name: this.layerName(node, '_pad') }).apply(t) as tfl.SymbolicTensor;
+    // group > 1: per group, a frozen 1×1 conv that selects its input channels (0/1 weights: exact),
+    // the group's own Conv2D, and a Concatenate of the groups' outputs along channels.
+    const coutG = cout / group;
+    const outputs: tfl.SymbolicTensor[] = [];
+    for (let g = 0; g < group; g++) {
+      const suffix = group > 1 ? `_g${g}` : '';
+      let t = v.t;
+      if (group > 1) {
+        const select = tfl.layers.conv2d({ filters: cinG, kernelSize: 1, useBias: false, trainable: false, name: this.layerName(node, `_select${g}`) });
+        t = select.apply(t) as tfl.SymbolicTensor;
+        const pick = new Float32Array(cin * cinG);
+        for (let j = 0; j < cinG; j++) pick[(g * cinG + j) * cinG + j] = 1;
+        const pickTensor = tf.tensor4d(pick, [1, 1, cin, cinG]);
+        select.setWeights([pickTensor]);
+        pickTensor.dispose();
+      }
+      if (pads.some((p) => p > 0)) {
+        t = tfl.layers.zeroPadding2d({ padding: [[pads[0], pads[2]], [pads[1], pads[3]]], name: this.layerName(node, `${suffix}_pad`) }).apply(t) as tfl.SymbolicTensor;
+      }
+      const name = this.layerName(node, suffix);
+      const layer = tfl.layers.conv2d({ filters: coutG, kernelSize: [kh, kw], strides: strides as [number, number], dilationRate: dilations as [number, number], padding: 'valid', useBias: !!B, name });
+      outputs.push(layer.apply(t) as tfl.SymbolicTensor);
+      const block = Float32Array.from(W.values).subarray(g * coutG * cinG * kh * kw, (g + 1) * coutG * cinG * kh * kw);
+      const kernel = tf.tidy(() => tf.transpose(tf.tensor4d(block, [coutG, cinG, kh, kw]), [2, 3, 1, 0]));
+      const weights: tf.Tensor[] = [kernel];
+      if (B) weights.push(tf.tensor1d(Float32Array.from(B.values).subarray(g * coutG, (g + 1) * coutG)));
+      layer.setWeights(weights);
+      tf.dispose(weights);
+      const slice = group > 1 ? { outSlice: [g * coutG, coutG] as [number, number] } : {};
+      this.bindings.push({ layer: name, weight: 'kernel', initializer: W.initializer, layout: 'conv', ...slice });
+      if (B) this.bindings.push({ layer: name, weight: 'bias', initializer: B.initializer, layout: 'vector', ...slice });
     }
-    const name = this.layerName(node);
-    const layer = tfl.layers.conv2d({ filters: cout, kernelSize: [kh, kw], strides: strides as [number, number], dilationRate: dilations as [number, number], padding: 'valid', useBias: !!B, name });
-    t = layer.apply(t) as tfl.SymbolicTensor;
-    const kernel = tf.tidy(() => tf.transpose(tf.tensor4d(Float32Array.from(W.values), [cout, cin, kh, kw]), [2, 3, 1, 0]));
-    const weights: tf.Tensor[] = [kernel];
-    if (B) weights.push(tf.tensor1d(Float32Array.from(B.values)));
-    layer.setWeights(weights);
-    tf.dispose(weights);
-    this.bind(name, 'kernel', W.initializer, 'conv');
-    if (B) this.bind(name, 'bias', B.initializer, 'vector');
+    for (const c of [W, B]) {
+      if (!c) continue;
+      this.bound.add(c.initializer);
+      if (c.identityOf) for (const b of this.bindings) if (b.initializer === c.initializer) b.identityOf = c.identityOf;
+    }
+    const t = group > 1 ? (tfl.layers.concatenate({ axis: -1, name: this.layerName(node, '_concat') }).apply(outputs) as tfl.SymbolicTensor) : outputs[0];
     const outH = Math.floor((hh + pads[0] + pads[2] - ((kh - 1) * dilations[0] + 1)) / strides[0]) + 1;
     const outW = Math.floor((ww + pads[1] + pads[3] - ((kw - 1) * dilations[1] + 1)) / strides[1]) + 1;
     this.set(node, { t, layout: 'nchw', shape: [cout, outH, outW] });
