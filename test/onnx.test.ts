@@ -31,13 +31,15 @@ interface Fixture {
   inputScale?: number;
   /** ONNX operators the fixture must contain (so that it keeps covering them). */
   ops: string[];
+  /** The input normalisation the import must take out of the graph. */
+  normalization?: { mean: number[]; std: number[] };
 }
 
 const FIXTURES: Fixture[] = [
   { file: 'mnist_bn.onnx', dataset: 'mnist', ops: ['BatchNormalization', 'Conv', 'Flatten', 'Gemm', 'Relu', 'Identity', 'Dropout'] },
   { file: 'cifar_residual.onnx', dataset: 'cifar10', ops: ['Add', 'Conv', 'GlobalAveragePool', 'Gemm'] },
-  { file: 'mnist_pool_norm.onnx', dataset: 'mnist', ops: ['Sub', 'Div', 'MaxPool', 'Pad', 'AveragePool', 'Shape', 'Gather', 'Unsqueeze', 'Concat', 'Reshape', 'MatMul', 'Add', 'Constant'] },
-  { file: 'mnist_acts.onnx', dataset: 'mnist', softmax: true, inputScale: 255, ops: ['LeakyRelu', 'Sigmoid', 'Tanh', 'Concat', 'Mul', 'Sub', 'Transpose', 'Softmax'] },
+  { file: 'mnist_pool_norm.onnx', dataset: 'mnist', normalization: { mean: [0.1307], std: [0.3081] }, ops: ['Sub', 'Div', 'MaxPool', 'Pad', 'AveragePool', 'Shape', 'Gather', 'Unsqueeze', 'Concat', 'Reshape', 'MatMul', 'Add', 'Constant'] },
+  { file: 'mnist_acts.onnx', dataset: 'mnist', softmax: true, inputScale: 255, normalization: { mean: [0], std: [1] }, ops: ['LeakyRelu', 'Sigmoid', 'Tanh', 'Concat', 'Mul', 'Sub', 'Transpose', 'Softmax'] },
   { file: 'mnist_dilated.onnx', dataset: 'mnist', ops: ['Conv', 'Gemm', 'dilations'] },
   { file: 'mnist_grouped.onnx', dataset: 'mnist', ops: ['Conv', 'group', 'Gemm'] },
 ];
@@ -141,6 +143,12 @@ describe('ONNX import and export against onnxruntime-node', function () {
         }
         assert.ok(right > (fixture.dataset === 'mnist' ? 0.7 : 0.15) * images.count, `only ${right}/${images.count} right`);
         if (fixture.softmax) assert.ok(loaded.notices?.some((n) => n.includes('Softmax')), 'no notice about the dropped Softmax');
+        if (fixture.normalization) {
+          assert.ok(loaded.normalization, 'the input normalisation was not taken out of the graph');
+          assert.ok(maxAbsDiff(loaded.normalization.mean, fixture.normalization.mean) < 1e-6, JSON.stringify(loaded.normalization));
+          assert.ok(maxAbsDiff(loaded.normalization.std, fixture.normalization.std) < 1e-6, JSON.stringify(loaded.normalization));
+          assert.ok(loaded.notices?.some((n) => n.includes('applied outside the network')), 'no notice about the normalisation');
+        } else assert.equal(loaded.normalization, undefined);
         loaded.model.dispose();
       });
 

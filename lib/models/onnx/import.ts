@@ -148,6 +148,7 @@ class Builder {
 
     const x = tfl.input({ shape: [h, w, c], name: 'input' });
     this.layerNames.add('input');
+    for (const node of graph.nodes) if (node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')) this.constant(node);
     const normalization = this.peelNormalization(input.name, c);
     this.values.set(normalization.output, { t: x, layout: 'nchw', shape: [c, h, w] });
 
@@ -305,7 +306,6 @@ class Builder {
       case 'Identity': return this.alias(node);
       case 'Dropout': {
         if (node.inputs[2] && this.consts.get(node.inputs[2])?.values[0]) throw fail(`${this.where(node)}: dropout in training mode is not supported`);
-        if (this.int(node, 'is_test', 1) === 0 && this.onnx.opset < 7) throw fail(`${this.where(node)}: dropout in training mode is not supported`);
         this.requireUnused(node, 1);
         return this.alias(node);
       }
