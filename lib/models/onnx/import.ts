@@ -116,7 +116,6 @@ class Builder {
   private readonly notices: string[] = [];
   /** Add nodes whose constant became the bias of the MatMul before them. */
   private readonly foldedAdds = new Set<OnnxNode>();
-  private readonly pendingBias = new Map<string, { layer: tfl.layers.Layer; node: OnnxNode }>();
 
   constructor(
     private readonly file: string,
