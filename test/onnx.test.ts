@@ -21,7 +21,7 @@ import { ParameterView } from '../lib/models/parameters.js';
 import { packageRoot } from '../lib/native.js';
 import { fixtures, maxAbsDiff, runOrt } from './helpers/onnx.js';
 
-const shared = process.env.ADVCORRECT_SHARED_DIR ?? path.resolve(packageRoot, '..', 'shared');
+const shared = path.resolve(packageRoot, '..', 'shared');
 
 interface Fixture {
   file: string;
