@@ -162,4 +162,25 @@ describe('ONNX models through the CLI', function () {
     assert.ok(maxAbsDiff(ours, await runOrt(exported, test)) < 1e-4);
     assert.ok(maxAbsDiff(ours, await runOrt(file, test)) > 1e-4, 'the exported file still holds the old weights');
   });
+
+  it("correct on the authors' CNNLight gives the same run through ONNX as through the .npz", async function () {
+    const npz = path.resolve(packageRoot, '..', 'shared', 'models', 'mnist_ConvNetLight_norm01.npz');
+    if (!existsSync(npz)) {
+      console.log(`skipped: ${npz} is absent`);
+      this.skip();
+    }
+    const args = ['--dataset', 'mnist', '--n-adv', '4', '--iterations', '3', '--tau', '1', '--clean-size', '200', '--adv-candidates', '100', '--adv-steps', '10', '--no-eval', '--quiet', '--json'];
+    type Run = { distance: number; adversarial: unknown; iterations: Array<{ violation: number; cleanLoss: number; distance: number; cutsTotal: number }> };
+    const viaOnnx = await advcorrect('correct', '--model', path.join(fixtures, 'mnist_cnnlight.onnx'), ...args, '--out', path.join(tmp, 'onnx'));
+    const viaNpz = await advcorrect('correct', '--model', npz, '--arch', 'cnnlight', ...args, '--out', path.join(tmp, 'npz'));
+    assert.equal(viaOnnx.code, 0, viaOnnx.stderr);
+    assert.equal(viaNpz.code, 0, viaNpz.stderr);
+    const a = JSON.parse(viaOnnx.stdout) as Run;
+    const b = JSON.parse(viaNpz.stdout) as Run;
+    const trace = (r: Run): number[][] => r.iterations.map((i) => [i.violation, i.cleanLoss, i.distance, i.cutsTotal]);
+    assert.ok(a.distance > 0, 'the run chose the base model');
+    assert.deepEqual(trace(a), trace(b));
+    assert.deepEqual(a.adversarial, b.adversarial);
+    assert.equal(a.distance, b.distance);
+  });
 });
