@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../lib/backend/index.js';
 import { AdvcorrectError } from '../lib/errors.js';
 import { loadDataset, normalize } from '../lib/data/datasets.js';
@@ -78,7 +79,9 @@ describe('ONNX models: bad input', function () {
     const [what, , message] = c;
     it(`loadModel refuses ${what} with ERR_ONNX`, async () => {
       const entry = bad.find((b) => b.what === what)!;
+      const variables = Object.keys(tf.engine().registeredVariables).length;
       await assert.rejects(loadModel(entry.file()), isOnnxError(message));
+      assert.equal(Object.keys(tf.engine().registeredVariables).length, variables, 'the refused import left variables behind');
     });
   }
 

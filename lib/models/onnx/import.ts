@@ -103,7 +103,15 @@ export async function importOnnx(file: string, options: ImportOnnxOptions = {}):
   }
   const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const parsed = decodeModel(bytes, file);
-  return new Builder(file, parsed, scale).build(new Uint8Array(bytes));
+  // A refused model leaves no variables behind: dispose those its layers created before the error.
+  const registered = tf.engine().registeredVariables;
+  const before = new Set(Object.keys(registered));
+  try {
+    return new Builder(file, parsed, scale).build(new Uint8Array(bytes));
+  } catch (error) {
+    for (const [name, variable] of Object.entries(tf.engine().registeredVariables)) if (!before.has(name)) variable.dispose();
+    throw error;
+  }
 }
 
 class Builder {
