@@ -110,7 +110,7 @@ function pushFloats(f: WireField, out: number[]): void {
 // ONNX messages (only the fields advcorrect reads)
 
 /** TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, DOUBLE: 11 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 } as const;
 
 export interface OnnxTensor {
   name: string;
@@ -205,13 +205,15 @@ export function decodeTensor(buf: Uint8Array, what: string): OnnxTensor {
       const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       tensor.values = Array.from({ length: raw.length >> 3 }, (_, k) => Number(view.getBigInt64(8 * k, true)));
     } else tensor.values = ints;
+  } else if (tensor.dataType === DataType.BOOL || tensor.dataType === DataType.UINT8) {
+    tensor.values = raw ? Array.from(raw) : ints;
   } else if (tensor.dataType === DataType.INT32) {
     if (raw) {
       const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       tensor.values = Array.from({ length: raw.length >> 2 }, (_, k) => view.getInt32(4 * k, true));
     } else tensor.values = ints;
   }
-  if (!tensor.external && tensor.values.length !== count && (tensor.dataType === DataType.FLOAT || tensor.dataType === DataType.INT64 || tensor.dataType === DataType.INT32 || tensor.dataType === DataType.DOUBLE)) {
+  if (!tensor.external && tensor.values.length !== count && ([DataType.FLOAT, DataType.UINT8, DataType.INT32, DataType.INT64, DataType.BOOL, DataType.DOUBLE] as number[]).includes(tensor.dataType)) {
     throw new AdvcorrectError('ERR_ONNX', `${what}: tensor '${tensor.name}' has ${tensor.values.length} values for dims [${tensor.dims.join(', ')}] (truncated?)`);
   }
   return tensor;
