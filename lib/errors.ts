@@ -8,7 +8,9 @@ export type AdvcorrectErrorCode =
   | 'ERR_MODEL'
   | 'ERR_BACKEND'
   | 'ERR_UNSUPPORTED'
-  | 'ERR_IO';
+  | 'ERR_IO'
+  /** An ONNX file that cannot be imported: malformed, unsupported operator or attribute, unresolvable shapes. */
+  | 'ERR_ONNX';
 
 /**
  * The one error class for failures that are not a caller's argument mistake

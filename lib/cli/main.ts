@@ -50,7 +50,8 @@ main().catch((error: unknown) => {
   }
   if (error instanceof AdvcorrectError) {
     process.stderr.write(`advcorrect: ${error.message}\n`);
-    process.exitCode = error.code === 'ERR_ABORTED' ? 130 : 1;
+    // ERR_ONNX is a bad --model file (an input mistake, like a bad argument): exit 2
+    process.exitCode = error.code === 'ERR_ABORTED' ? 130 : error.code === 'ERR_ONNX' ? 2 : 1;
     return;
   }
   if (error instanceof TypeError || error instanceof RangeError) {
