@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -98,6 +98,30 @@ describe('ONNX models: bad input', function () {
     }
   });
 
+  it('correct and baseline refuse a bad model before writing anything in --out', async () => {
+    for (const command of [['correct'], ['baseline', '--method', 'finetune']]) {
+      const out = path.join(tmp, `${command[0]}-bad`);
+      const result = await advcorrect(...command, '--model', bad[0]!.file(), '--dataset', 'mnist', '--out', out);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.ok(!existsSync(out), `${command[0]}: ${out} was written`);
+    }
+  });
+
+  it('--input-scale reaches the loader from the CLI, and the loader\'s notices reach the user', async () => {
+    const file = path.join(fixtures, 'mnist_pool_norm.onnx');
+    const one = await advcorrect('eval', '--model', file, '--dataset', 'mnist', '--n', '64', '--attack', 'none', '--json');
+    const byte = await advcorrect('eval', '--model', file, '--dataset', 'mnist', '--n', '64', '--attack', 'none', '--input-scale', '255', '--json');
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(byte.code, 0, byte.stderr);
+    // The in-graph normalisation becomes mean/std on [0, 1] pixels: divided by 255 when the graph takes bytes.
+    assert.match(one.stderr, /note: input normalisation in the graph .* mean \[0\.1307\], std \[0\.3081\] on pixels in \[0, 1\]/);
+    assert.match(byte.stderr, /note: input normalisation in the graph .*with input scale 255.* mean \[0\.000512549\], std \[0\.00120824\]/);
+    const zero = await advcorrect('eval', '--model', file, '--dataset', 'mnist', '--n', '4', '--input-scale', '0');
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /--input-scale.*expected a positive number/);
+  });
+
   it('an input size that does not fit the data set is refused with exit 2', async () => {
     const result = await advcorrect('eval', '--model', path.join(fixtures, 'mnist_bn.onnx'), '--dataset', 'cifar10', '--n', '4');
     assert.equal(result.code, 2, result.stderr);
@@ -143,7 +167,7 @@ describe('ONNX models through the CLI', function () {
     assert.ok(right > 150, `only ${right}/200 right`);
   });
 
-  it('correct --model net.onnx runs, and exportOnnx writes the corrected weights that onnxruntime agrees with', async () => {
+  it('correct --model net.onnx runs and writes model.onnx with the corrected weights, which onnxruntime agrees with', async () => {
     const file = path.join(fixtures, 'mnist_bn.onnx');
     const out = path.join(tmp, 'run');
     const result = await advcorrect(
@@ -157,8 +181,9 @@ describe('ONNX models through the CLI', function () {
     const corrected = await loadModel(path.join(out, 'model'));
     const moved = maxAbsDiff(new ParameterView(base.model).read(), new ParameterView(corrected.model).read());
     assert.ok(moved > 0, 'the correction changed no weight');
-    const exported = path.join(tmp, 'corrected.onnx');
-    await exportOnnx(base, corrected.model, exported);
+    const exported = path.join(out, 'model.onnx');
+    assert.ok(existsSync(exported), 'correct wrote no model.onnx for an ONNX input');
+    assert.equal(JSON.parse(readFileSync(path.join(out, 'result.json'), 'utf8')).outputs.onnx, 'model.onnx');
     const test = takeFirst(await loadDataset('mnist', 'test'), 64);
     const input = corrected.normalization ? normalize(test.images, corrected.normalization, 1) : test.images;
     const ours = predictLogits(corrected.model, input);

@@ -10,6 +10,8 @@ import { square, SQUARE_DEFAULTS } from './square.js';
 /** The attacks {@link evaluate} runs. */
 export type AttackName = 'fgsm' | 'pgd' | 'apgd-ce' | 'apgd-t' | 'square';
 export const ATTACK_NAMES: readonly AttackName[] = Object.freeze(['fgsm', 'pgd', 'apgd-ce', 'apgd-t', 'square'] as AttackName[]);
+/** The default attack list of every evaluation command (`eval`, `correct`, `baseline`): its per-image worst case is the headline. */
+export const DEFAULT_ATTACKS: readonly AttackName[] = Object.freeze(['fgsm', 'pgd', 'apgd-ce', 'apgd-t'] as AttackName[]);
 /** Attacks that follow the input gradient (square only queries the model). */
 export const GRADIENT_ATTACK_NAMES: readonly AttackName[] = Object.freeze(['fgsm', 'pgd', 'apgd-ce', 'apgd-t'] as AttackName[]);
 

@@ -3,15 +3,13 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { initBackend, type BackendRequest } from '../backend/index.js';
 import { DATASET_NAMES, type DatasetName, type Split } from '../data/datasets.js';
-import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 import { ATTACK_NAMES, generateAdversarialSet, saveAdversarialSet, type AttackName } from '../attacks/index.js';
-import { parseEps, parseNonNegativeInteger, parsePositiveInteger, printJson, usageErrorsExitTwo } from './common.js';
+import { addModelOptions, parseEps, parseNonNegativeInteger, parsePositiveInteger, printJson, usageErrorsExitTwo, type ModelFlags } from './common.js';
 import {
   addAttackSettingOptions,
   addRunOptions,
   attackSpecFromFlags,
   loadModelAndData,
-  parseArch,
   parseAttackName,
   parseDatasetName,
   parseSplit,
@@ -19,10 +17,8 @@ import {
 } from './eval.js';
 import { ProgressBar } from './progress.js';
 
-interface AttackFlags extends AttackSettingFlags {
+interface AttackFlags extends AttackSettingFlags, ModelFlags {
   model: string;
-  arch?: ArchName;
-  bnStats?: string;
   dataset: DatasetName;
   split: Split;
   n: number;
@@ -45,11 +41,9 @@ export function register(program: Command): void {
     .description(
       'Attack a slice of a data set and save n adversarial examples per class, most violated (lowest margin ' +
         'f_y − max_j f_j) first within each class: DIR/images.idx (float32 pixels), DIR/labels.idx, DIR/settings.json',
-    )
-    .requiredOption('--model <path>', 'tfjs model.json (or its directory), or a PyTorch .npz with --arch')
+    );
+  addModelOptions(command, true)
     .requiredOption('--out <dir>', 'output directory')
-    .option('--arch <arch>', `architecture of an .npz model (${ARCH_NAMES.join(', ')})`, parseArch)
-    .option('--bn-stats <file>', 'BatchNorm statistics .npz of a ResNet8 .npz')
     .option('--dataset <name>', `data set (${DATASET_NAMES.join(', ')})`, parseDatasetName, 'mnist')
     .option('--split <split>', 'train or test', parseSplit, 'train')
     .option('--n <n>', 'adversarial examples kept per class', parsePositiveInteger, 10)

@@ -9,8 +9,8 @@ import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 import { BASELINE_METHODS, type BaselineMethod } from '../baselines/index.js';
 import type { BaselineDocument } from '../report/index.js';
 import { runBaseline, type BaselineRunSettings } from '../runs/index.js';
-import { parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
-import { parseArch, parseDatasetName } from './eval.js';
+import { addModelOptions, modelLoadOptions, parsePositiveInteger, parsePositiveNumber, printJson, type ModelFlags } from './common.js';
+import { parseDatasetName } from './eval.js';
 import { addDrawOptions, addEvaluationOptions, addIoOptions, drawFromFlags, evaluationFromFlags, metricsText, parseUnit } from './run-options.js';
 import { cliRunIo } from './run-io.js';
 
@@ -61,8 +61,8 @@ export function baselineSettingsFromFlags(flags: Record<string, unknown>): Basel
   if (method === 'pgd-finetune' && (flags.budgetS === undefined) === (flags.matchTime === undefined)) throw new TypeError('pgd-finetune needs one of --budget-s S or --match-time DIR');
   return {
     method,
+    ...modelLoadOptions(flags as ModelFlags),
     model: path.resolve(flags.model),
-    ...(flags.arch ? { arch: flags.arch as ArchName } : {}),
     dataset: flags.dataset as DatasetName,
     out: path.resolve(flags.out),
     draw: drawFromFlags(flags, 1),
@@ -89,9 +89,8 @@ export function register(program: Command): void {
         'X̃ mixed with the clean subset until X̃ is fixed), pgd-finetune (PGD adversarial fine-tuning on the clean subset + candidate ' +
         'slice within a wall-time budget).',
     )
-    .option('--method <m>', `baseline: ${BASELINE_METHODS.join(', ')}`, parseMethod)
-    .option('--model <path>', 'tfjs model.json (or its directory), or a PyTorch .npz with --arch')
-    .option('--arch <arch>', `architecture of an .npz model (${ARCH_NAMES.join(', ')})`, parseArch)
+    .option('--method <m>', `baseline: ${BASELINE_METHODS.join(', ')}`, parseMethod);
+  addModelOptions(cmd, false)
     .option('--dataset <name>', `data set (${DATASET_NAMES.join(', ')})`, parseDatasetName, 'mnist')
     .option('--out <dir>', 'output directory')
     .option('--target-clean <a>', 'bias-shift: clean accuracy to match, in [0, 1], on the first --eval-n test images', parseUnit)

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 
 /** Option parsers for commander that reject junk with a message naming the expected form. */
 export function parseFiniteNumber(value: string): number {
@@ -69,4 +70,55 @@ export function usageErrorsExitTwo(command: Command): Command {
     if (error.exitCode === 0) throw error;
     throw new CommanderError(2, error.code, error.message);
   });
+}
+
+/** What `--model` takes, in every command's help. */
+export const MODEL_HELP = 'tfjs model.json (or its directory), a PyTorch .npz with --arch, or an ONNX file (.onnx, from torch.onnx.export)';
+
+/** `--input-scale`: an ONNX model's pixel range [0, s] (1 = pixels in [0, 1]). */
+export function parseInputScale(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number (e.g. 1 or 255), got '${value}'`);
+  return n;
+}
+
+/** The flags of {@link addModelOptions} after parsing. */
+export interface ModelFlags {
+  model?: string;
+  arch?: ArchName;
+  bnStats?: string;
+  inputScale?: number;
+}
+
+/**
+ * Declares the model flags every model command shares: --model, --arch, --bn-stats and
+ * --input-scale (ONNX). `required` makes --model a required option.
+ */
+export function addModelOptions(command: Command, required: boolean): Command {
+  if (required) command.requiredOption('--model <path>', MODEL_HELP);
+  else command.option('--model <path>', MODEL_HELP);
+  return command
+    .option('--arch <arch>', `architecture of an .npz model (${ARCH_NAMES.join(', ')})`, parseArch)
+    .option('--bn-stats <file>', 'BatchNorm statistics .npz of a ResNet8 .npz (default: *_bn_stats.npz beside it)')
+    .option('--input-scale <s>', 'ONNX models: the network takes pixels in [0, s] (default 1; 255 for a model trained on raw bytes)', parseInputScale);
+}
+
+/** loadModel() options from {@link ModelFlags}. */
+export function modelLoadOptions(flags: ModelFlags): { arch?: ArchName; bnStats?: string; inputScale?: number } {
+  return {
+    ...(flags.arch ? { arch: flags.arch } : {}),
+    ...(flags.bnStats ? { bnStats: flags.bnStats } : {}),
+    ...(flags.inputScale !== undefined ? { inputScale: flags.inputScale } : {}),
+  };
+}
+
+/** Prints what the loader wants the user to know (e.g. an ONNX softmax left out, normalisation taken out of the graph). */
+export function printModelNotices(loaded: { notices?: string[] }, quiet = false): void {
+  if (quiet) return;
+  for (const notice of loaded.notices ?? []) process.stderr.write(`advcorrect: note: ${notice}\n`);
+}
+
+export function parseArch(value: string): ArchName {
+  if (!(ARCH_NAMES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${ARCH_NAMES.join(', ')}, got '${value}'`);
+  return value as ArchName;
 }

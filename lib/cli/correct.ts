@@ -7,11 +7,11 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../data/datasets.js';
-import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
+import { ARCH_NAMES } from '../models/architectures.js';
 import type { ResultDocument } from '../report/index.js';
 import { readRunSettings, runCorrection, type CorrectionRunSettings } from '../runs/index.js';
-import { printJson } from './common.js';
-import { parseArch, parseDatasetName } from './eval.js';
+import { addModelOptions, modelLoadOptions, printJson, type ModelFlags } from './common.js';
+import { parseDatasetName } from './eval.js';
 import { addCorrectionOptions, metricsText, settingsFromFlags } from './run-options.js';
 import { cliRunIo } from './run-io.js';
 
@@ -35,9 +35,8 @@ export function register(program: Command): void {
         'with margin δ while the clean loss stays ≤ η (cutting planes + native QPs), evaluate before/after on the test set ' +
         '(headline: the per-image worst case over --attacks), and write model/, result.json and report.html into --out. ' +
         'Ctrl-C checkpoints; --resume DIR continues.',
-    )
-    .option('--model <path>', 'tfjs model.json (or its directory), or a PyTorch .npz with --arch')
-    .option('--arch <arch>', `architecture of an .npz model (${ARCH_NAMES.join(', ')})`, parseArch)
+    );
+  addModelOptions(cmd, false)
     .option('--dataset <name>', `data set (${DATASET_NAMES.join(', ')})`, parseDatasetName, 'mnist')
     .option('--out <dir>', 'output directory')
     .option('--resume <dir>', 'continue the interrupted run in dir (its run.json and checkpoint; other options are ignored)');
@@ -51,8 +50,8 @@ export function register(program: Command): void {
       if (typeof flags.out !== 'string') throw new TypeError('--out is required');
       if (flags.model.endsWith('.npz') && !flags.arch) throw new TypeError(`--arch is required for an .npz model (one of ${ARCH_NAMES.join(', ')})`);
       settings = settingsFromFlags(flags, {
+        ...modelLoadOptions(flags as ModelFlags),
         model: path.resolve(flags.model),
-        ...(flags.arch ? { arch: flags.arch as ArchName } : {}),
         out: path.resolve(flags.out),
         dataset: flags.dataset as DatasetName,
       });

@@ -3,16 +3,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { checkBackendRequest, initBackend, type BackendRequest } from '../backend/index.js';
 import { DATASET_NAMES, loadDataset, type DatasetName, type ImageDataset, type Split } from '../data/datasets.js';
 import { takeFirst, subset } from '../data/sampling.js';
-import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 import { loadModel, type LoadedModel } from '../models/io.js';
-import { APGD_DEFAULTS, ATTACK_NAMES, SQUARE_DEFAULTS, attackShortName, evaluate, type AttackName, type AttackSpec } from '../attacks/index.js';
-import { parseEpsList, parseNonNegativeInteger, parsePositiveInteger, parsePositiveNumber, parseNonNegativeNumber, printJson, usageErrorsExitTwo } from './common.js';
+import { APGD_DEFAULTS, ATTACK_NAMES, DEFAULT_ATTACKS, SQUARE_DEFAULTS, attackShortName, evaluate, type AttackName, type AttackSpec } from '../attacks/index.js';
+import { addModelOptions, modelLoadOptions, parseEpsList, parseNonNegativeInteger, parsePositiveInteger, parsePositiveNumber, parseNonNegativeNumber, printJson, printModelNotices, usageErrorsExitTwo, type ModelFlags } from './common.js';
 import { ProgressBar } from './progress.js';
-
-export function parseArch(value: string): ArchName {
-  if (!(ARCH_NAMES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${ARCH_NAMES.join(', ')}, got '${value}'`);
-  return value as ArchName;
-}
 
 export function parseDatasetName(value: string): DatasetName {
   if (!(DATASET_NAMES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${DATASET_NAMES.join(', ')}, got '${value}'`);
@@ -69,16 +63,16 @@ export function attackSpecFromFlags(name: AttackName, eps: number, flags: Attack
 }
 
 /** Loads the model (tfjs model.json/dir, or .npz with --arch) and the data set slice the commands share. */
-export async function loadModelAndData(flags: {
+export async function loadModelAndData(flags: ModelFlags & {
   model: string;
-  arch?: ArchName;
-  bnStats?: string;
+  quiet?: boolean;
   dataset: DatasetName;
   split: Split;
   n?: number;
   offset?: number;
 }): Promise<{ loaded: LoadedModel; data: ImageDataset }> {
-  const loaded = await loadModel(flags.model, { ...(flags.arch ? { arch: flags.arch } : {}), ...(flags.bnStats ? { bnStats: flags.bnStats } : {}) });
+  const loaded = await loadModel(flags.model, modelLoadOptions(flags));
+  printModelNotices(loaded, flags.quiet);
   const full = await loadDataset(flags.dataset, flags.split);
   const offset = flags.offset ?? 0;
   if (offset >= full.count) throw new RangeError(`--offset ${offset} is beyond the ${full.count} examples of ${flags.dataset} ${flags.split}`);
@@ -100,10 +94,8 @@ export interface AttackSettingFlags {
   labels: 'true' | 'pred';
 }
 
-interface EvalFlags extends AttackSettingFlags {
+interface EvalFlags extends AttackSettingFlags, ModelFlags {
   model: string;
-  arch?: ArchName;
-  bnStats?: string;
   dataset: DatasetName;
   split: Split;
   attack: AttackName[];
@@ -150,13 +142,11 @@ export function register(program: Command): void {
         "(e.g. 'worst of fgsm, pgd-40, apgd-ce, apgd-t'); attacks run on the clean-correct examples only. Warnings flag signs of " +
         'gradient masking (exactly zero input gradients, square breaking examples the gradient attacks left correct). ' +
         'ε is in pixel units ([0, 1] images); for normalised models (CIFAR-10) it is converted per channel.',
-    )
-    .requiredOption('--model <path>', 'tfjs model.json (or its directory), or a PyTorch .npz with --arch')
-    .option('--arch <arch>', `architecture of an .npz model (${ARCH_NAMES.join(', ')})`, parseArch)
-    .option('--bn-stats <file>', 'BatchNorm statistics .npz of a ResNet8 .npz')
+    );
+  addModelOptions(command, true)
     .option('--dataset <name>', `data set (${DATASET_NAMES.join(', ')})`, parseDatasetName, 'mnist')
     .option('--split <split>', 'train or test', parseSplit, 'test')
-    .addOption(new Option('--attack <list>', `comma-separated attacks: ${ATTACK_NAMES.join(', ')} (or none)`).argParser(parseAttacks).default(['fgsm', 'pgd'], 'fgsm,pgd'))
+    .addOption(new Option('--attack <list>', `comma-separated attacks: ${ATTACK_NAMES.join(', ')} (or none)`).argParser(parseAttacks).default([...DEFAULT_ATTACKS], DEFAULT_ATTACKS.join(',')))
     .addOption(new Option('--eps <list>', 'L∞ radius in pixel units, in (0, 1]; a comma-separated list makes an ε sweep').argParser(parseEpsList).default([0.1], '0.1'))
     .option('--n <n>', 'evaluate the first n examples (default: all)', parsePositiveInteger)
     .option('--offset <i>', 'start at example i', parseNonNegativeInteger, 0);

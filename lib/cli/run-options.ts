@@ -6,11 +6,10 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetName } from '../data/datasets.js';
-import type { ArchName } from '../models/architectures.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import { APGD_DEFAULTS, SQUARE_DEFAULTS } from '../attacks/index.js';
 import { metricRows, type RunDocument } from '../report/index.js';
-import { DEFAULT_EVALUATION_ATTACKS, EVALUATION_ATTACKS, type CorrectionRunSettings, type DrawSettings, type EvaluationSettings } from '../runs/index.js';
+import { DEFAULT_EVALUATION_ATTACKS, EVALUATION_ATTACKS, type CorrectionRunSettings, type DrawSettings, type EvaluationSettings, type ModelSettings } from '../runs/index.js';
 import { parseFiniteNumber, parseNonNegativeInteger, parseNonNegativeNumber, parseNumberList, parsePositiveInteger, parsePositiveNumber } from './common.js';
 import { parseBackend, parseLabels } from './eval.js';
 
@@ -171,7 +170,7 @@ export function evaluationFromFlags(flags: Record<string, unknown>): EvaluationS
 }
 
 /** Commander flags → correction run settings. */
-export function settingsFromFlags(flags: Record<string, unknown>, base: { model: string; arch?: ArchName; out: string; dataset: DatasetName }): CorrectionRunSettings {
+export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSettings & { out: string; dataset: DatasetName }): CorrectionRunSettings {
   const draw = drawFromFlags(flags, flags.rounds as number);
   const input: CorrectionOptionsInput = {
     delta: flags.delta as number,

@@ -6,8 +6,8 @@ import { shuffleIndices, subset } from '../data/sampling.js';
 import { ARCHITECTURES, type ArchName, buildModel, countTrainableParams } from '../models/architectures.js';
 import { saveModel } from '../models/io.js';
 import { evaluateModel, TRAIN_RECIPES, type TrainRecipe, trainModel } from '../models/train.js';
-import { parseNonNegativeInteger, parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
-import { parseArch, parseBackend, parseDatasetName } from './eval.js';
+import { parseArch, parseNonNegativeInteger, parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
+import { parseBackend, parseDatasetName } from './eval.js';
 import { ProgressBar } from './progress.js';
 
 interface TrainFlags {

@@ -8,7 +8,6 @@ import { activeBackend, initBackend } from '../backend/index.js';
 import { loadDataset, type DatasetName, type ImageDataset } from '../data/datasets.js';
 import { takeFirst } from '../data/sampling.js';
 import type { ArchName } from '../models/architectures.js';
-import { loadModel } from '../models/io.js';
 import { biasShift, finetune, findShiftTarget, pgdFinetune, snapshotWeights, weightDistance, type BaselineMethod, type LabelledImages } from '../baselines/index.js';
 import type { BaselineDocument, RobustnessSweep } from '../report/index.js';
 import { checkModelFitsData, drawAdversarial, inputSpace, trainingSplit, type DrawSettings } from './split.js';
@@ -16,11 +15,10 @@ import { describeEvaluation, evaluateOnTest, notEvaluated, type EvaluationSettin
 import { writeModelOutputs, writeRunDocument } from './outputs.js';
 import { readRunDocument, methodTimeMs } from './documents.js';
 import { headline, runSignal, say, type RunIo } from './io.js';
+import { loadRunModel, type ModelSettings } from './model.js';
 
-export interface BaselineRunSettings {
+export interface BaselineRunSettings extends ModelSettings {
   method: BaselineMethod;
-  model: string;
-  arch?: ArchName;
   dataset: DatasetName;
   out: string;
   /** The split and X̃, as `correct` draws them (rounds is taken as 1). */
@@ -85,7 +83,7 @@ export async function runBaseline(settings: BaselineRunSettings, io: RunIo): Pro
   const s = settings;
   const resolved = await resolveTargets(s);
   const backend = await initBackend(io.backend);
-  const loaded = await loadModel(s.model, s.arch ? { arch: s.arch } : {});
+  const loaded = await loadRunModel(s, io);
   const arch = s.arch ?? loaded.arch;
   // Refuse a method that does not fit the model before anything is written.
   if (s.method === 'bias-shift') findShiftTarget(loaded.model);

@@ -10,7 +10,6 @@ import { activeBackend, initBackend, type BackendRequest } from '../backend/inde
 import { loadDataset, type DatasetName } from '../data/datasets.js';
 import { writeFileAtomic } from '../data/files.js';
 import type { ArchName } from '../models/architectures.js';
-import { loadModel } from '../models/io.js';
 import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
 import { loadCheckpoint, saveCheckpoint } from '../correction/checkpoint.js';
 import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
@@ -20,11 +19,10 @@ import { checkModelFitsData, drawAdversarial, inputSpace, pixelSpace, trainingSp
 import { DEFAULT_EVALUATION_ATTACKS, describeEvaluation, evaluateOnTest, notEvaluated, type EvaluationSettings, type TestEvaluation } from './evaluation.js';
 import { writeModelOutputs, writeRunDocument } from './outputs.js';
 import { headline, runSignal, say, type RunIo } from './io.js';
+import { loadRunModel, type ModelSettings } from './model.js';
 
 /** Everything a correction run depends on (saved as run.json so --resume repeats it exactly). */
-export interface CorrectionRunSettings {
-  model: string;
-  arch?: ArchName;
+export interface CorrectionRunSettings extends ModelSettings {
   dataset: DatasetName;
   out: string;
   /** Correction options (options.ts). */
@@ -111,12 +109,13 @@ export async function readRunSettings(dir: string): Promise<CorrectionRunSetting
 export async function runCorrection(settings: CorrectionRunSettings, io: RunIo): Promise<ResultDocument> {
   const started = Date.now();
   const s = settings;
+  const backend = await initBackend(io.backend);
+  // A model that does not load (or does not fit) is refused before anything is written.
+  const loaded = await loadRunModel(s, io);
   await fs.mkdir(s.out, { recursive: true });
   if (!io.resume) await writeFileAtomic(path.join(s.out, RUN_FILE), `${JSON.stringify(s, null, 2)}\n`);
-  const backend = await initBackend(io.backend);
   const { signal, release } = runSignal(io);
   try {
-    const loaded = await loadModel(s.model, s.arch ? { arch: s.arch } : {});
     const arch = s.arch ?? loaded.arch;
     const [train, test] = await Promise.all([loadDataset(s.dataset, 'train'), loadDataset(s.dataset, 'test')]);
     checkModelFitsData(loaded, train, s.dataset);

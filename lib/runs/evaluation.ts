@@ -6,13 +6,13 @@
 import type { ImageDataset } from '../data/datasets.js';
 import { takeFirst } from '../data/sampling.js';
 import type { LoadedModel } from '../models/io.js';
-import { ATTACK_NAMES, attackShortName, evaluate, worstCaseLabel, type AttackName, type AttackSpec, type Evaluation } from '../attacks/index.js';
+import { ATTACK_NAMES, DEFAULT_ATTACKS, attackShortName, evaluate, worstCaseLabel, type AttackName, type AttackSpec, type Evaluation } from '../attacks/index.js';
 import type { AttackMetric, RunWarning, TestMetrics } from '../report/result.js';
 
 /** Attack names an evaluation accepts. */
 export const EVALUATION_ATTACKS: readonly AttackName[] = ATTACK_NAMES;
 /** The default attack list of `correct` and `baseline`. */
-export const DEFAULT_EVALUATION_ATTACKS: readonly AttackName[] = ['fgsm', 'pgd', 'apgd-ce', 'apgd-t'];
+export const DEFAULT_EVALUATION_ATTACKS: readonly AttackName[] = DEFAULT_ATTACKS;
 
 export interface EvaluationSettings {
   /** Attacks by name (FGSM on the first evalN images, the others on the first pgdN). */

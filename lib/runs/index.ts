@@ -12,6 +12,7 @@ export {
   type TestEvaluation,
 } from './evaluation.js';
 export { writeModelOutputs, writeRunDocument } from './outputs.js';
+export { loadRunModel, type ModelSettings } from './model.js';
 export { runCorrection, readRunSettings, drawSettingsOf, evaluationSettingsOf, RUN_FILE, type CorrectionRunSettings } from './correction.js';
 export { runBaseline, type BaselineRunSettings } from './baseline.js';
 export { compareRuns, buildComparison } from './compare.js';

@@ -4,11 +4,15 @@ import path from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { ArchName } from '../models/architectures.js';
 import { exportNpz, saveModel, type LoadedModel } from '../models/io.js';
+import { exportOnnx } from '../models/onnx/index.js';
 import { replaceDirAtomic } from '../correction/checkpoint.js';
 import { writeReport, writeResult, type RunDocument } from '../report/index.js';
 
-/** Writes `model/` (tfjs) and, when the input was an .npz, `model.npz`; returns the outputs entry of result.json. */
-export async function writeModelOutputs(out: string, model: LayersModel, loaded: LoadedModel, arch: ArchName | undefined): Promise<{ model: string; npz?: string; report: string }> {
+/**
+ * Writes `model/` (tfjs) and, in the input's own format, `model.npz` (an .npz input) or `model.onnx`
+ * (an ONNX input: the same graph with the new weights); returns the outputs entry of result.json.
+ */
+export async function writeModelOutputs(out: string, model: LayersModel, loaded: LoadedModel, arch: ArchName | undefined): Promise<{ model: string; npz?: string; onnx?: string; report: string }> {
   await replaceDirAtomic(path.join(out, 'model'), (tmp) => saveModel(model, tmp, { ...(arch ? { arch } : {}), ...(loaded.normalization ? { normalization: loaded.normalization } : {}) }));
   let npz: string | undefined;
   if (loaded.source === 'npz' && arch) {
@@ -17,7 +21,14 @@ export async function writeModelOutputs(out: string, model: LayersModel, loaded:
     await exportNpz(model, arch, tmp);
     await fs.rename(tmp, path.join(out, npz));
   }
-  return { model: 'model/model.json', ...(npz ? { npz } : {}), report: 'report.html' };
+  let onnx: string | undefined;
+  if (loaded.source === 'onnx') {
+    onnx = 'model.onnx';
+    const tmp = path.join(out, `.model.onnx.${process.pid}.tmp`);
+    await exportOnnx(loaded, model, tmp);
+    await fs.rename(tmp, path.join(out, onnx));
+  }
+  return { model: 'model/model.json', ...(npz ? { npz } : {}), ...(onnx ? { onnx } : {}), report: 'report.html' };
 }
 
 /** Writes result.json and report.html. */
