@@ -229,7 +229,16 @@ export interface SideResult {
   logits: Float32Array;
   clean: { correct: number; perImage: string };
   /** FGSM: evaluate()'s count, and per image from the same attack run directly (its images too). */
-  fgsm?: { correct: number; evaluateCorrect: number; perImage: string; images: Float32Array; timeMs: number };
+  fgsm?: {
+    correct: number;
+    evaluateCorrect: number;
+    /** Correct clean and at the FGSM point (evaluate()'s convention). */
+    perImage: string;
+    /** The FGSM images (pixels) of every image, and whether advcorrect classifies each correctly. */
+    images: Float32Array;
+    imagesPerImage: string;
+    timeMs: number;
+  };
   pgd?: { n: number; runs: Array<{ seed: number; correct: number; timeMs: number }> };
   'apgd-ce'?: { n: number; runs: Array<{ seed: number; correct: number; timeMs: number }> };
 }
@@ -267,13 +276,17 @@ export async function advcorrectSide(loaded: LoadedModel, dataset: ImageDataset,
   const signal = options.signal;
   if (options.attacks.includes('fgsm')) {
     const t0 = Date.now();
-    const evaluation = await evaluate(loaded, dataset, { attacks: [{ name: 'fgsm', eps: options.eps }], ...(signal ? { signal } : {}) });
+    const evaluation = await evaluate(loaded, dataset, { attacks: [{ name: 'fgsm', eps: options.eps }], gradientCheck: false, ...(signal ? { signal } : {}) });
     const timeMs = Date.now() - t0;
     // The same attack, called directly, for the per-image comparison and the images themselves.
     const adversarial = await fgsm(loaded.model, inputs, dataset.labels, { eps: options.eps, ...(loaded.normalization ? { normalization: loaded.normalization } : {}), ...(signal ? { signal } : {}) });
-    const direct = argmaxBits(predictLogits(loaded.model, adversarial, { batchSize: 256 }), dataset.labels, classes);
+    // evaluate() attacks the clean-correct images only: an image counts when correct clean and attacked.
+    const attackedBits = argmaxBits(predictLogits(loaded.model, adversarial, { batchSize: 256 }), dataset.labels, classes).bits;
+    let bits = '';
+    for (let i = 0; i < n; i++) bits += clean.bits[i] === '1' && attackedBits[i] === '1' ? '1' : '0';
+    const direct = { correct: [...bits].filter((b) => b === '1').length, bits };
     const pixels = loaded.normalization ? denormalizeImages(adversarial, loaded.normalization, dataset.channels) : adversarial;
-    result.fgsm = { correct: direct.correct, evaluateCorrect: evaluation.attacks[0].correct, perImage: direct.bits, images: pixels, timeMs };
+    result.fgsm = { correct: direct.correct, evaluateCorrect: evaluation.attacks[0].correct, perImage: direct.bits, imagesPerImage: attackedBits, images: pixels, timeMs };
   }
   const attackN = Math.min(n, options.attackN ?? n);
   const attacked = firstImages(dataset, attackN);
@@ -281,13 +294,12 @@ export async function advcorrectSide(loaded: LoadedModel, dataset: ImageDataset,
     if (!options.attacks.includes(name)) continue;
     const runs: Array<{ seed: number; correct: number; timeMs: number }> = [];
     for (const seed of options.seeds ?? [0]) {
-      const spec = (
+      const spec: AttackSpec =
         name === 'pgd'
           ? { name, eps: options.eps, steps: options.pgdSteps ?? 40, stepSize: options.pgdStepSize ?? 0.01, restarts: options.restarts ?? 1 }
-          : { name, eps: options.eps, steps: options.apgdSteps ?? 100, restarts: options.restarts ?? 1 }
-      ) as unknown as AttackSpec;
+          : { name, eps: options.eps, steps: options.apgdSteps ?? 100, restarts: options.restarts ?? 1 };
       const t0 = Date.now();
-      const evaluation = await evaluate(loaded, attacked, { attacks: [spec], seed, ...(signal ? { signal } : {}) });
+      const evaluation = await evaluate(loaded, attacked, { attacks: [spec], seed, gradientCheck: false, ...(signal ? { signal } : {}) });
       runs.push({ seed, correct: evaluation.attacks[0].correct, timeMs: Date.now() - t0 });
     }
     result[name] = { n: attackN, runs };
@@ -340,7 +352,7 @@ export function spread(counts: number[]): SpreadStats {
 
 /** Whether this build of advcorrect has APGD (lib/attacks exports apgd, so evaluate() knows 'apgd-ce'). */
 export function advcorrectHasApgd(): boolean {
-  return typeof (attacksIndex as Record<string, unknown>).apgd === 'function';
+  return typeof (attacksIndex as Record<string, unknown>).apgd === 'function' && (attacksIndex as { ATTACK_NAMES?: readonly string[] }).ATTACK_NAMES?.includes('apgd-ce') === true;
 }
 
 export interface ComparisonRow {
@@ -417,14 +429,15 @@ export function compareWithOracle(ours: SideResult, full: TorchOracleResult, att
     });
     const cross = full.extra?.fgsm_advcorrect;
     if (cross) {
-      const crossDiff = cross.perImage ? differingImages(ours.fgsm.perImage, cross.perImage) : [];
+      const crossDiff = cross.perImage ? differingImages(ours.fgsm.imagesPerImage, cross.perImage) : [];
+      const oursCount = [...ours.fgsm.imagesPerImage].filter((b) => b === '1').length;
       rows.push({
         quantity: "advcorrect's FGSM images, classified by each",
-        advcorrect: pct(ours.fgsm.correct, n),
+        advcorrect: pct(oursCount, n),
         pytorch: pct(cross.correct, n),
         limit: 'equal, per image',
-        pass: cross.correct === ours.fgsm.correct && crossDiff.length === 0,
-        detail: { advcorrect: ours.fgsm.correct, pytorch: cross.correct, differingImages: crossDiff },
+        pass: cross.correct === oursCount && crossDiff.length === 0,
+        detail: { advcorrect: oursCount, pytorch: cross.correct, differingImages: crossDiff },
       });
     }
   }

@@ -15,6 +15,8 @@ Data file: an .npz (a path, or '-' for the bytes on stdin) with
 Conventions (those of advcorrect's evaluate(), docs/attacks-and-gradients.md):
   - ε, step sizes and the clip range are in pixel units; a model with an input normalisation
     (CIFAR-10 ResNet8) is attacked as the pixel-space model composed with its normalisation;
+  - only the images classified correctly clean are attacked; an attack's accuracy is the share
+    of all n images classified correctly both clean and at the attack's point;
   - the attacks push the cross-entropy of the true labels up (--labels pred: the model's clean
     predictions); accuracy is always against the true labels;
   - adversarial pixels are clipped to [0, 1] (--no-clip: not clipped, the ε-ball only);
@@ -131,61 +133,71 @@ def apgd_checkpoints(steps: int) -> List[int]:
 
 
 def apgd_ce(model, x0, y_loss, y_true, eps, clip, steps, generator, alpha=0.75, rho=0.75):
-    """APGD on the cross-entropy of y_loss, from a uniform random start. Returns (x_adv, broken):
-    x_adv is the first misclassified iterate (w.r.t. y_true) of each image, else its best-loss
-    iterate; broken marks images with a misclassified iterate."""
+    """APGD on the cross-entropy of y_loss, from a uniform random start. Returns a boolean per
+    image: True when some iterate was misclassified (w.r.t. y_true). A misclassified image leaves
+    the batch (nothing it does later can matter)."""
     n = x0.shape[0]
+    broken = torch.zeros(n, dtype=torch.bool)
     lower, upper = feasible_bounds(x0, eps, clip)
-    view = (n,) + (1,) * (x0.dim() - 1)
-    eta = torch.full((n,), 2.0 * eps)
+    view = lambda t: t.view((t.shape[0],) + (1,) * (x0.dim() - 1))
     checkpoints = set(apgd_checkpoints(steps))
 
     x = uniform_start(x0, eps, lower, upper, generator)
     loss, grad, logits = loss_and_grad(model, x, y_loss)
-    broken = logits.argmax(1) != y_true
-    x_adv = x.clone()
-    best_loss, x_best, grad_best = loss.clone(), x.clone(), grad.clone()
+    # Per-image state of the images still attacked; `ids` maps its rows to the batch.
+    ids = torch.arange(n)
+    state = {
+        'x': x, 'x_prev': x.clone(), 'loss': loss, 'grad': grad,
+        'best_loss': loss.clone(), 'x_best': x.clone(), 'grad_best': grad.clone(),
+        'eta': torch.full((n,), 2.0 * eps), 'increases': torch.zeros(n),
+        'eta_at_last': torch.full((n,), 2.0 * eps), 'best_at_last': loss.clone(),
+        'lower': lower, 'upper': upper, 'y_loss': y_loss, 'y_true': y_true,
+    }
 
-    increases = torch.zeros(n)  # steps since the last checkpoint that raised the loss
+    def drop(wrong: torch.Tensor) -> None:
+        nonlocal ids
+        broken[ids[wrong]] = True
+        keep = ~wrong
+        ids = ids[keep]
+        for key in state:
+            state[key] = state[key][keep]
+
+    drop(logits.argmax(1) != y_true)
     last_w = 0
-    eta_at_last = eta.clone()
-    best_at_last = best_loss.clone()
-    x_prev = x.clone()
     for k in range(steps):
-        z = project(x + eta.view(view) * torch.sign(grad), lower, upper)
+        if ids.numel() == 0:
+            break
+        S = state
+        x, x_prev = S['x'], S['x_prev']
+        z = project(x + view(S['eta']) * torch.sign(S['grad']), S['lower'], S['upper'])
         if k == 0:
             x_new = z
         else:
-            x_new = project(x + alpha * (z - x) + (1 - alpha) * (x - x_prev), lower, upper)
-        loss_new, grad_new, logits_new = loss_and_grad(model, x_new, y_loss)
-        wrong = logits_new.argmax(1) != y_true
-        newly = wrong & ~broken
-        x_adv[newly] = x_new[newly]
-        broken |= wrong
-        increases += (loss_new > loss).float()
-        better = loss_new > best_loss
-        best_loss = torch.where(better, loss_new, best_loss)
-        x_best[better] = x_new[better]
-        grad_best[better] = grad_new[better]
-        x_prev, x, loss, grad = x, x_new, loss_new, grad_new
+            x_new = project(x + alpha * (z - x) + (1 - alpha) * (x - x_prev), S['lower'], S['upper'])
+        loss_new, grad_new, logits_new = loss_and_grad(model, x_new, S['y_loss'])
+        S['increases'] += (loss_new > S['loss']).float()
+        better = loss_new > S['best_loss']
+        S['best_loss'] = torch.where(better, loss_new, S['best_loss'])
+        S['x_best'] = torch.where(view(better), x_new, S['x_best'])
+        S['grad_best'] = torch.where(view(better), grad_new, S['grad_best'])
+        S['x_prev'], S['x'], S['loss'], S['grad'] = x, x_new, loss_new, grad_new
         t = k + 1  # index of the iterate just computed
         if t in checkpoints:
-            too_few = increases < rho * (t - last_w)
-            stalled = (eta_at_last == eta) & (best_at_last == best_loss)
+            too_few = S['increases'] < rho * (t - last_w)
+            stalled = (S['eta_at_last'] == S['eta']) & (S['best_at_last'] == S['best_loss'])
             halve = too_few | stalled
-            eta = torch.where(halve, eta / 2, eta)
-            if bool(halve.any()):
-                # Restart from the best point, without momentum.
-                x = torch.where(halve.view(view), x_best, x)
-                grad = torch.where(halve.view(view), grad_best, grad)
-                loss = torch.where(halve, best_loss, loss)
-                x_prev = torch.where(halve.view(view), x, x_prev)
-            increases.zero_()
+            S['eta'] = torch.where(halve, S['eta'] / 2, S['eta'])
+            # Restart from the best point, without momentum.
+            S['x'] = torch.where(view(halve), S['x_best'], S['x'])
+            S['grad'] = torch.where(view(halve), S['grad_best'], S['grad'])
+            S['loss'] = torch.where(halve, S['best_loss'], S['loss'])
+            S['x_prev'] = torch.where(view(halve), S['x'], S['x_prev'])
+            S['increases'] = torch.zeros_like(S['increases'])
             last_w = t
-            eta_at_last = eta.clone()
-            best_at_last = best_loss.clone()
-    x_adv[~broken] = x_best[~broken]
-    return x_adv, broken
+            S['eta_at_last'] = S['eta'].clone()
+            S['best_at_last'] = S['best_loss'].clone()
+        drop(logits_new.argmax(1) != S['y_true'])
+    return broken
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,50 +315,59 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.logits:
         result['logits'] = logits.tolist()
 
+    # Only the clean-correct images are attacked (as advcorrect's evaluate() does).
+    attacked = torch.nonzero(clean_ok).flatten()
+    m = attacked.numel()
+    x_att, y_att, y_loss_att = x_all[attacked], y_true[attacked], y_loss[attacked]
+
     def batches():
-        for s in range(0, n, args.batch_size):
-            yield s, min(n, s + args.batch_size)
+        for s in range(0, m, args.batch_size):
+            yield s, min(m, s + args.batch_size)
+
+    def scatter(ok_attacked: torch.Tensor) -> torch.Tensor:
+        ok = torch.zeros(n, dtype=torch.bool)
+        ok[attacked] = ok_attacked
+        return ok
 
     if 'fgsm' in attacks:
         t0 = time.time()
-        ok = torch.zeros(n, dtype=torch.bool)
+        ok = torch.zeros(m, dtype=torch.bool)
         for s, e in batches():
-            adv = fgsm(model, x_all[s:e], y_loss[s:e], args.eps, clip)
-            ok[s:e] = predict(model, adv, args.batch_size).argmax(1) == y_true[s:e]
-        result['fgsm'] = summary(ok, {'timeMs': round((time.time() - t0) * 1000)})
+            adv = fgsm(model, x_att[s:e], y_loss_att[s:e], args.eps, clip)
+            ok[s:e] = predict(model, adv, args.batch_size).argmax(1) == y_att[s:e]
+        result['fgsm'] = summary(scatter(ok), {'attacked': m, 'timeMs': round((time.time() - t0) * 1000)})
 
     if 'pgd' in attacks:
         runs = []
         for seed in seeds:
             t0 = time.time()
-            best_margin = torch.full((n,), float('inf'))
-            ok = torch.zeros(n, dtype=torch.bool)
+            best_margin = torch.full((m,), float('inf'))
+            ok = torch.zeros(m, dtype=torch.bool)
             for restart in range(args.restarts):
                 # One stream per (seed, restart), advanced batch by batch.
                 gen = torch.Generator().manual_seed(seed * 1000003 + restart)
                 for s, e in batches():
-                    adv = pgd(model, x_all[s:e], y_loss[s:e], args.eps, clip, args.pgd_steps, args.pgd_step_size, gen, not args.no_random_start)
+                    adv = pgd(model, x_att[s:e], y_loss_att[s:e], args.eps, clip, args.pgd_steps, args.pgd_step_size, gen, not args.no_random_start)
                     out = predict(model, adv, args.batch_size)
-                    m = margins(out, y_true[s:e])
-                    take = m < best_margin[s:e] if restart > 0 else torch.ones(e - s, dtype=torch.bool)
-                    best_margin[s:e] = torch.where(take, m, best_margin[s:e])
-                    ok[s:e] = torch.where(take, out.argmax(1) == y_true[s:e], ok[s:e])
-            runs.append(summary(ok, {'seed': seed, 'timeMs': round((time.time() - t0) * 1000)}))
-        result['pgd'] = {'steps': args.pgd_steps, 'stepSize': args.pgd_step_size, 'restarts': args.restarts, 'randomStart': not args.no_random_start, 'runs': runs}
+                    mg = margins(out, y_att[s:e])
+                    take = mg < best_margin[s:e] if restart > 0 else torch.ones(e - s, dtype=torch.bool)
+                    best_margin[s:e] = torch.where(take, mg, best_margin[s:e])
+                    ok[s:e] = torch.where(take, out.argmax(1) == y_att[s:e], ok[s:e])
+            runs.append(summary(scatter(ok), {'seed': seed, 'timeMs': round((time.time() - t0) * 1000)}))
+        result['pgd'] = {'steps': args.pgd_steps, 'stepSize': args.pgd_step_size, 'restarts': args.restarts, 'randomStart': not args.no_random_start, 'attacked': m, 'runs': runs}
 
     if 'apgd-ce' in attacks:
         runs = []
         for seed in seeds:
             t0 = time.time()
-            broken = torch.zeros(n, dtype=torch.bool)
+            broken = torch.zeros(m, dtype=torch.bool)
             for restart in range(args.restarts):
                 gen = torch.Generator().manual_seed(seed * 1000003 + restart)
                 for s, e in batches():
-                    _, b = apgd_ce(model, x_all[s:e], y_loss[s:e], y_true[s:e], args.eps, clip, args.apgd_steps, gen)
+                    b = apgd_ce(model, x_att[s:e], y_loss_att[s:e], y_att[s:e], args.eps, clip, args.apgd_steps, gen)
                     broken[s:e] |= b
-            ok = ~broken
-            runs.append(summary(ok, {'seed': seed, 'timeMs': round((time.time() - t0) * 1000)}))
-        result['apgd-ce'] = {'steps': args.apgd_steps, 'restarts': args.restarts, 'checkpoints': apgd_checkpoints(args.apgd_steps), 'runs': runs}
+            runs.append(summary(scatter(~broken), {'seed': seed, 'timeMs': round((time.time() - t0) * 1000)}))
+        result['apgd-ce'] = {'steps': args.apgd_steps, 'restarts': args.restarts, 'checkpoints': apgd_checkpoints(args.apgd_steps), 'attacked': m, 'runs': runs}
 
     extra = {}
     for key, value in data.items():
