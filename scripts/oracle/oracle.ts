@@ -126,6 +126,8 @@ export interface TorchOracleResult {
   torch: string;
   threads: number;
   arch: ArchName;
+  /** The normalisation PyTorch applied in front of the model (null: none). */
+  normalization?: Normalization | null;
   n: number;
   eps: number;
   clean: OracleCount;
