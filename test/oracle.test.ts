@@ -149,7 +149,7 @@ describe('PyTorch oracle: comparison rules (no Python needed)', () => {
     // 3 standard errors of the difference of the two means, at least one image.
     assert.equal(stochasticTolerance(a, spread([11, 11, 11])), 3 * Math.sqrt(1 / 3));
     assert.equal(stochasticTolerance(spread([5, 5]), spread([5, 5])), 1);
-    const ours: SideResult = { ...base().ours, pgd: { n: 2, runs: [{ seed: 0, correct: 10, timeMs: 0 }, { seed: 1, correct: 10, timeMs: 0 }] } };
+    const ours: SideResult = { ...base().ours, pgd: { n: 2, runs: [{ seed: 0, correct: 10, timeMs: 0, cpuMs: 0 }, { seed: 1, correct: 10, timeMs: 0, cpuMs: 0 }] } };
     const attacked = (counts: number[]): TorchOracleResult => ({
       ...base().full,
       pgd: { steps: 40, stepSize: 0.01, restarts: 1, runs: counts.map((correct, seed) => ({ seed, correct, accuracy: 0, timeMs: 0 })) },

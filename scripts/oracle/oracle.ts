@@ -118,6 +118,8 @@ export interface OracleCount {
 export interface OracleRun extends OracleCount {
   seed: number;
   timeMs: number;
+  /** Process CPU time (all threads). */
+  cpuMs?: number;
 }
 
 /** The JSON torch_oracle.py prints. */
@@ -226,6 +228,14 @@ export interface SideOptions {
   signal?: AbortSignal;
 }
 
+/** One seeded run of a stochastic attack through evaluate(): correct count, wall and process CPU time. */
+export interface StochasticRun {
+  seed: number;
+  correct: number;
+  timeMs: number;
+  cpuMs: number;
+}
+
 export interface SideResult {
   n: number;
   logits: Float32Array;
@@ -241,8 +251,8 @@ export interface SideResult {
     imagesPerImage: string;
     timeMs: number;
   };
-  pgd?: { n: number; runs: Array<{ seed: number; correct: number; timeMs: number }> };
-  'apgd-ce'?: { n: number; runs: Array<{ seed: number; correct: number; timeMs: number }> };
+  pgd?: { n: number; runs: StochasticRun[] };
+  'apgd-ce'?: { n: number; runs: StochasticRun[] };
 }
 
 function argmaxBits(logits: Float32Array, labels: ArrayLike<number>, classes: number): { correct: number; bits: string } {
@@ -294,15 +304,17 @@ export async function advcorrectSide(loaded: LoadedModel, dataset: ImageDataset,
   const attacked = firstImages(dataset, attackN);
   for (const name of ['pgd', 'apgd-ce'] as const) {
     if (!options.attacks.includes(name)) continue;
-    const runs: Array<{ seed: number; correct: number; timeMs: number }> = [];
+    const runs: StochasticRun[] = [];
     for (const seed of options.seeds ?? [0]) {
       const spec: AttackSpec =
         name === 'pgd'
           ? { name, eps: options.eps, steps: options.pgdSteps ?? 40, stepSize: options.pgdStepSize ?? 0.01, restarts: options.restarts ?? 1 }
           : { name, eps: options.eps, steps: options.apgdSteps ?? 100, restarts: options.restarts ?? 1 };
       const t0 = Date.now();
+      const c0 = process.cpuUsage();
       const evaluation = await evaluate(loaded, attacked, { attacks: [spec], seed, gradientCheck: false, ...(signal ? { signal } : {}) });
-      runs.push({ seed, correct: evaluation.attacks[0].correct, timeMs: Date.now() - t0 });
+      const cpu = process.cpuUsage(c0);
+      runs.push({ seed, correct: evaluation.attacks[0].correct, timeMs: Date.now() - t0, cpuMs: Math.round((cpu.user + cpu.system) / 1000) });
     }
     result[name] = { n: attackN, runs };
   }
@@ -459,7 +471,17 @@ export function compareWithOracle(ours: SideResult, full: TorchOracleResult, att
       pytorch: describeSpread(b, mine.n),
       limit: `|Δ mean| ≤ ${tolerance.toFixed(1)} images`,
       pass: difference <= tolerance,
-      detail: { n: mine.n, advcorrect: a, pytorch: b, difference, tolerance, advcorrectTimeMs: mine.runs.map((r) => r.timeMs), pytorchTimeMs: theirs.runs.map((r) => r.timeMs) },
+      detail: {
+        n: mine.n,
+        advcorrect: a,
+        pytorch: b,
+        difference,
+        tolerance,
+        advcorrectTimeMs: mine.runs.map((r) => r.timeMs),
+        advcorrectCpuMs: mine.runs.map((r) => r.cpuMs),
+        pytorchTimeMs: theirs.runs.map((r) => r.timeMs),
+        pytorchCpuMs: theirs.runs.map((r) => r.cpuMs ?? NaN),
+      },
     });
   }
   return { rows, pass: rows.every((r) => r.pass) };
@@ -477,7 +499,30 @@ export function formatComparison(comparison: Comparison, info: { model: string; 
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...body.map(line),
+    ...timingLines(comparison),
     '',
     comparison.pass ? 'advcorrect agrees with PyTorch.' : 'advcorrect DISAGREES with PyTorch on the rows marked FAIL.',
   ].join('\n');
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Median wall and process CPU seconds per run of each stochastic attack, both sides. */
+function timingLines(comparison: Comparison): string[] {
+  const lines: string[] = [];
+  for (const row of comparison.rows) {
+    const d = row.detail as { n?: number; advcorrectTimeMs?: number[]; advcorrectCpuMs?: number[]; pytorchTimeMs?: number[]; pytorchCpuMs?: number[] } | undefined;
+    if (!d?.advcorrectTimeMs || !d.pytorchTimeMs) continue;
+    const s = (ms: number[] | undefined): string => (ms && ms.every(Number.isFinite) ? `${(median(ms) / 1000).toFixed(1)} s` : '—');
+    const name = row.quantity.split(' ')[0];
+    lines.push(
+      `${name} per run (median over seeds, ${d.n} images): advcorrect ${s(d.advcorrectTimeMs)} wall, ${s(d.advcorrectCpuMs)} CPU; ` +
+        `PyTorch ${s(d.pytorchTimeMs)} wall, ${s(d.pytorchCpuMs)} CPU`,
+    );
+  }
+  return lines.length ? ['', ...lines] : [];
 }

@@ -340,7 +340,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if 'pgd' in attacks:
         runs = []
         for seed in seeds:
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             best_margin = torch.full((m,), float('inf'))
             ok = torch.zeros(m, dtype=torch.bool)
             for restart in range(args.restarts):
@@ -353,20 +353,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                     take = mg < best_margin[s:e] if restart > 0 else torch.ones(e - s, dtype=torch.bool)
                     best_margin[s:e] = torch.where(take, mg, best_margin[s:e])
                     ok[s:e] = torch.where(take, out.argmax(1) == y_att[s:e], ok[s:e])
-            runs.append(summary(scatter(ok), {'seed': seed, 'timeMs': round((time.time() - t0) * 1000)}))
+            runs.append(summary(scatter(ok), {'seed': seed, 'timeMs': round((time.time() - t0) * 1000), 'cpuMs': round((time.process_time() - c0) * 1000)}))
         result['pgd'] = {'steps': args.pgd_steps, 'stepSize': args.pgd_step_size, 'restarts': args.restarts, 'randomStart': not args.no_random_start, 'attacked': m, 'runs': runs}
 
     if 'apgd-ce' in attacks:
         runs = []
         for seed in seeds:
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             broken = torch.zeros(m, dtype=torch.bool)
             for restart in range(args.restarts):
                 gen = torch.Generator().manual_seed(seed * 1000003 + restart)
                 for s, e in batches():
                     b = apgd_ce(model, x_att[s:e], y_loss_att[s:e], y_att[s:e], args.eps, clip, args.apgd_steps, gen)
                     broken[s:e] |= b
-            runs.append(summary(scatter(~broken), {'seed': seed, 'timeMs': round((time.time() - t0) * 1000)}))
+            runs.append(summary(scatter(~broken), {'seed': seed, 'timeMs': round((time.time() - t0) * 1000), 'cpuMs': round((time.process_time() - c0) * 1000)}))
         result['apgd-ce'] = {'steps': args.apgd_steps, 'restarts': args.restarts, 'checkpoints': apgd_checkpoints(args.apgd_steps), 'attacked': m, 'runs': runs}
 
     extra = {}
