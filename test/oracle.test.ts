@@ -140,6 +140,13 @@ describe('PyTorch oracle: comparison rules (no Python needed)', () => {
     const fgsm = base();
     fgsm.full.fgsm = { correct: 1, accuracy: 0.5, perImage: '01', timeMs: 0 };
     assert.equal(compareWithOracle(fgsm.ours, fgsm.full).rows.find((r) => r.quantity.startsWith('FGSM'))!.pass, false);
+    // A saturated image (1 − p_y < 1e-5) may differ under FGSM; an unsaturated one may not.
+    fgsm.full.saturatedPerImage = '01';
+    fgsm.full.saturated = 1;
+    fgsm.full.fgsm = { correct: 1, accuracy: 0.5, perImage: '01', timeMs: 0 };
+    assert.equal(compareWithOracle(fgsm.ours, fgsm.full).rows.find((r) => r.quantity.startsWith('FGSM'))!.pass, true);
+    fgsm.full.saturatedPerImage = '10';
+    assert.equal(compareWithOracle(fgsm.ours, fgsm.full).rows.find((r) => r.quantity.startsWith('FGSM'))!.pass, false);
   });
 
   it('judges stochastic attacks by the spread over seeds', () => {

@@ -133,6 +133,10 @@ export interface TorchOracleResult {
   n: number;
   eps: number;
   clean: OracleCount;
+  /** Images with 1 − p_y < saturation (float64, clean point): FGSM's gradient signs there are decided by float32 rounding. */
+  saturation?: number;
+  saturated?: number;
+  saturatedPerImage?: string;
   logits?: number[][];
   fgsm?: OracleCount & { timeMs: number };
   pgd?: { steps: number; stepSize: number; restarts: number; runs: OracleRun[] };
@@ -433,13 +437,18 @@ export function compareWithOracle(ours: SideResult, full: TorchOracleResult, att
   });
   if (ours.fgsm && full.fgsm) {
     const diff = full.fgsm.perImage ? differingImages(ours.fgsm.perImage, full.fgsm.perImage) : [];
+    // Saturated images (see TorchOracleResult.saturation) may differ; every other image must agree.
+    const saturated = full.saturatedPerImage ?? '';
+    const excused = diff.filter((i) => saturated[i] === '1');
+    const strict = diff.filter((i) => saturated[i] !== '1');
+    const limit = full.saturatedPerImage ? `equal per image (${full.saturated} saturated images exempt)` : 'equal, per image';
     rows.push({
       quantity: `FGSM ε=${full.eps} accuracy %`,
       advcorrect: pct(ours.fgsm.evaluateCorrect, n),
-      pytorch: pct(full.fgsm.correct, n),
-      limit: 'equal, per image',
-      pass: ours.fgsm.evaluateCorrect === full.fgsm.correct && ours.fgsm.correct === ours.fgsm.evaluateCorrect && diff.length === 0,
-      detail: { advcorrect: ours.fgsm.evaluateCorrect, advcorrectDirect: ours.fgsm.correct, pytorch: full.fgsm.correct, differingImages: diff },
+      pytorch: pct(full.fgsm.correct, n) + (excused.length ? ` (${excused.length} saturated differ)` : ''),
+      limit,
+      pass: ours.fgsm.correct === ours.fgsm.evaluateCorrect && strict.length === 0 && Math.abs(ours.fgsm.evaluateCorrect - full.fgsm.correct) <= excused.length,
+      detail: { advcorrect: ours.fgsm.evaluateCorrect, advcorrectDirect: ours.fgsm.correct, pytorch: full.fgsm.correct, differingImages: diff, differingSaturated: excused, saturated: full.saturated },
     });
     const cross = full.extra?.fgsm_advcorrect;
     if (cross) {

@@ -38,6 +38,7 @@ Usage: torch_oracle.py --model M.npz [--arch A] --data D.npz [--eps 0.1] [--atta
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import math
@@ -54,6 +55,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import torch_models  # noqa: E402
 
 ATTACKS = ('fgsm', 'pgd', 'apgd-ce')
+SATURATION = 1e-5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -289,6 +291,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     logits = predict(model, x_all, args.batch_size)
     clean_ok = logits.argmax(1) == y_true
+    # Saturated images: 1 − p_y < SATURATION in float64 at the clean point. There the true-class
+    # coefficient p_y − 1 of the float32 cross-entropy gradient carries a relative rounding error
+    # above 0.6 %, and gradient signs near zero (FGSM's pixels) are decided by rounding.
+    model64 = copy.deepcopy(model).double()
+    with torch.no_grad():
+        p64 = torch.cat([torch.softmax(model64(x_all[s : s + args.batch_size].double()), 1) for s in range(0, n, args.batch_size)]) if n else torch.zeros((0, 1))
+    saturated = (1 - p64.gather(1, y_true[:, None])[:, 0]) < SATURATION if n else torch.zeros(0, dtype=torch.bool)
     y_loss = y_true if args.labels == 'true' else logits.argmax(1)
 
     def summary(ok: torch.Tensor, extra: Optional[dict] = None) -> dict:
@@ -311,7 +320,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         'labels': args.labels,
         'clip': not args.no_clip,
         'clean': summary(clean_ok),
+        'saturation': SATURATION,
+        'saturated': int(saturated.sum()),
     }
+    if args.per_image:
+        result['saturatedPerImage'] = bits(saturated)
     if args.logits:
         result['logits'] = logits.tolist()
 
