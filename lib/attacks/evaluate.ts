@@ -266,7 +266,9 @@ export async function evaluate(model: LayersModel | LoadedModel, dataset: ImageD
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: progress(stage),
     };
-    progress(stage)(0, m);
+    // The totals the attacks report: example-runs (restarts, and target classes for apgd-t).
+    const runs = spec.name === 'pgd' || spec.name === 'apgd-ce' ? (spec.restarts ?? 1) : spec.name === 'apgd-t' ? (spec.restarts ?? 1) * Math.min(spec.targets ?? APGD_DEFAULTS.targets, classes - 1) : 1;
+    progress(stage)(0, m * runs);
     let adversarial: Float32Array = attackedImages;
     let settings: Partial<AttackEvaluation> = {};
     if (m > 0) {
