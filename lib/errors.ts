@@ -1,4 +1,7 @@
-/** Codes of {@link AdvcorrectError}: one per kind of failure a caller may want to tell apart. */
+/**
+ * Codes of {@link AdvcorrectError}: one per kind of failure a caller may want to tell apart
+ * (docs/errors.md lists them with the CLI's exit codes).
+ */
 export type AdvcorrectErrorCode =
   | 'ERR_NATIVE_MISSING'
   | 'ERR_NATIVE'
@@ -8,7 +11,11 @@ export type AdvcorrectErrorCode =
   | 'ERR_MODEL'
   | 'ERR_BACKEND'
   | 'ERR_UNSUPPORTED'
-  | 'ERR_IO';
+  | 'ERR_IO'
+  | 'ERR_NO_MEMORY'
+  | 'ERR_TOO_LARGE'
+  | 'ERR_NON_FINITE'
+  | 'ERR_DISPOSED';
 
 /**
  * The one error class for failures that are not a caller's argument mistake
