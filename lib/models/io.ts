@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
 import type { Normalization } from '../data/datasets.js';
-import { writeFileAtomic } from '../data/files.js';
+import { readFileCapped, resolveInside, writeFileAtomic } from '../data/files.js';
 import { ARCH_NAMES, ARCHITECTURES, buildModel, type ArchName } from './architectures.js';
-import { readNpz, writeNpz, type NpyArray } from './npz.js';
+import { firstNonFinite, readNpz, writeNpz, type NpyArray } from './npz.js';
 
 /** A model ready for use, with what we know about its input space. */
 export interface LoadedModel {
@@ -142,48 +142,92 @@ export interface ImportNpzOptions {
 export async function importNpz(file: string, arch: ArchName, options: ImportNpzOptions = {}): Promise<LoadedModel> {
   if (typeof file !== 'string') throw new TypeError('path must be a string');
   if (!ARCH_NAMES.includes(arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  if (options.bnStats !== undefined && (typeof options.bnStats !== 'string' || options.bnStats === ''))
+    throw new TypeError('bnStats must be a non-empty string');
   const arrays = await readNpz(file);
   const model = buildModel(arch);
-  const hasBn = model.layers.some((l) => l.getClassName() === 'BatchNormalization');
-  if (hasBn) {
-    const statsFile = options.bnStats ?? file.replace(/\.npz$/, '') + '_bn_stats.npz';
-    if (!existsSync(statsFile)) {
-      throw new AdvcorrectError('ERR_MODEL', `${arch} has BatchNorm layers: their running statistics are needed from ${statsFile} (not found; pass bnStats)`);
-    }
-    for (const [key, value] of await readNpz(statsFile)) if (!arrays.has(key)) arrays.set(key, value);
-  }
-  const used = new Set<string>();
-  const missing: string[] = [];
-  for (const layer of model.layers) {
-    if (layer.weights.length === 0) continue;
-    const values: tf.Tensor[] = [];
-    for (const weight of layer.weights) {
-      const short = weight.originalName.split('/').pop() as string;
-      const key = torchName(layer.name, weight.originalName);
-      const array = arrays.get(key);
-      if (!array) {
-        missing.push(key);
-        continue;
+  try {
+    // Which tensor comes from which file, so that every message blames the right one.
+    const expected: Array<{ layer: tfl.layers.Layer; key: string; stat: boolean }> = [];
+    for (const layer of model.layers) {
+      for (const weight of layer.weights) {
+        const short = weight.originalName.split('/').pop() as string;
+        expected.push({ layer, key: torchName(layer.name, weight.originalName), stat: isBatchNormStat(short) });
       }
-      used.add(key);
-      values.push(torchToTfjs(layer, weight.shape as number[], short, array, `${file}:${key}`));
     }
-    if (values.length === layer.weights.length) layer.setWeights(values);
-    tf.dispose(values);
-  }
-  if (missing.length) {
+    const list = (keys: string[]): string => `${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', …' : ''}`;
+    // The model file first: a file of another architecture is a wrong --arch, whatever else is missing.
+    const missing = expected.filter((e) => !e.stat && !arrays.has(e.key)).map((e) => e.key);
+    if (missing.length)
+      throw new AdvcorrectError('ERR_MODEL', `${file} lacks ${missing.length} tensors of a ${arch}: ${list(missing)} (wrong --arch?)`);
+    const statKeys = new Set(expected.filter((e) => e.stat).map((e) => e.key));
+    const known = new Set(expected.map((e) => e.key));
+    const unexpected = [...arrays.keys()].filter((key) => !known.has(key) && !key.endsWith('.num_batches_tracked'));
+    if (unexpected.length)
+      throw new AdvcorrectError('ERR_MODEL', `${file} has tensors that a ${arch} does not: ${list(unexpected)} (wrong --arch?)`);
+    const sourceOf = new Map<string, string>();
+    for (const key of arrays.keys()) sourceOf.set(key, file);
+    if (statKeys.size > 0 && [...statKeys].some((key) => !arrays.has(key))) {
+      const statsFile = options.bnStats ?? file.replace(/\.npz$/, '') + '_bn_stats.npz';
+      if (!existsSync(statsFile)) {
+        throw new AdvcorrectError('ERR_MODEL', `${arch} has BatchNorm layers: their running statistics are needed from ${statsFile} (not found; pass bnStats)`);
+      }
+      const stats = await readNpz(statsFile);
+      const missingStats = [...statKeys].filter((key) => !arrays.has(key) && !stats.has(key));
+      if (missingStats.length)
+        throw new AdvcorrectError('ERR_MODEL', `${statsFile} lacks ${missingStats.length} BatchNorm statistics of a ${arch}: ${list(missingStats)} (wrong --bn-stats file?)`);
+      const foreign = [...stats.keys()].filter((key) => !statKeys.has(key) && !known.has(key) && !key.endsWith('.num_batches_tracked'));
+      if (foreign.length)
+        throw new AdvcorrectError('ERR_MODEL', `${statsFile} has tensors that are no BatchNorm statistics of a ${arch}: ${list(foreign)} (wrong --bn-stats file?)`);
+      for (const [key, value] of stats) {
+        if (arrays.has(key)) continue;
+        arrays.set(key, value);
+        sourceOf.set(key, statsFile);
+      }
+    }
+    for (const layer of model.layers) {
+      if (layer.weights.length === 0) continue;
+      const values: tf.Tensor[] = [];
+      try {
+        for (const weight of layer.weights) {
+          const short = weight.originalName.split('/').pop() as string;
+          const key = torchName(layer.name, weight.originalName);
+          const array = arrays.get(key) as NpyArray;
+          const label = `${sourceOf.get(key)}:${key}`;
+          checkFiniteArray(array.data, array.shape, label);
+          values.push(torchToTfjs(layer, weight.shape as number[], short, array, label));
+        }
+        layer.setWeights(values);
+      } finally {
+        tf.dispose(values);
+      }
+    }
+  } catch (error) {
     model.dispose();
-    throw new AdvcorrectError('ERR_MODEL', `${file} lacks ${missing.length} tensors of a ${arch}: ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ', …' : ''} (wrong --arch?)`);
-  }
-  const unexpected = [...arrays.keys()].filter((key) => !used.has(key) && !key.endsWith('.num_batches_tracked'));
-  if (unexpected.length) {
-    model.dispose();
-    throw new AdvcorrectError('ERR_MODEL', `${file} has tensors that a ${arch} does not: ${unexpected.slice(0, 6).join(', ')}${unexpected.length > 6 ? ', …' : ''} (wrong --arch?)`);
+    throw error;
   }
   const normalization = options.normalization === null ? undefined : (options.normalization ?? ARCHITECTURES[arch].normalization);
   const meta: AdvcorrectMetadata = { arch, ...(normalization ? { normalization: { mean: [...normalization.mean], std: [...normalization.std] } } : {}) };
   model.setUserDefinedMetadata({ advcorrect: meta });
   return describe(model, 'npz', meta);
+}
+
+/**
+ * Refuses NaN and ±Infinity in a weight tensor: AdvcorrectError ERR_NON_FINITE naming the tensor
+ * and the first bad element by its index in `shape` (C order).
+ */
+export function checkFiniteArray(data: ArrayLike<number>, shape: readonly number[], label: string): void {
+  const at = firstNonFinite(data);
+  if (at < 0) return;
+  const index: number[] = [];
+  let rest = at;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d] || 1;
+    index.unshift(rest % size);
+    rest = Math.floor(rest / size);
+  }
+  const where = shape.length > 0 ? `[${index.join(', ')}]` : '(the scalar)';
+  throw new AdvcorrectError('ERR_NON_FINITE', `${label} holds ${data[at]} at ${where}: model weights must be finite numbers`);
 }
 
 /**
@@ -301,18 +345,29 @@ interface ModelJsonFile {
   [key: string]: unknown;
 }
 
-async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
+/** Largest model.json read (topology and manifest; the weights are in separate files). */
+export const MODEL_JSON_MAX_BYTES = 64 * 2 ** 20;
+/** Largest weights file read. */
+export const WEIGHTS_MAX_BYTES = 2 ** 31 - 1;
+
+async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig, source: string): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const buffers: ArrayBuffer[] = [];
+  if (!Array.isArray(manifest)) throw new AdvcorrectError('ERR_MODEL', `${source}: weightsManifest must be a list of groups`);
   for (const group of manifest) {
+    if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights))
+      throw new AdvcorrectError('ERR_MODEL', `${source}: each weightsManifest group needs 'paths' and 'weights' lists`);
     specs.push(...group.weights);
     for (const rel of group.paths) {
-      const file = path.resolve(dir, rel);
+      // Weights files must stay inside the model's folder: no absolute path, no '..', no symlink out.
+      const file = await resolveInside(dir, rel, source);
       let bytes: Buffer;
       try {
-        bytes = await readFile(file);
+        bytes = await readFileCapped(file, 'weights file', WEIGHTS_MAX_BYTES);
       } catch (error) {
-        throw new AdvcorrectError('ERR_IO', `cannot read weights file ${file}: ${(error as Error).message}`, { cause: error });
+        if (error instanceof AdvcorrectError && error.code === 'ERR_IO')
+          throw new AdvcorrectError('ERR_IO', `cannot read weights file ${file}: ${error.message.replace(/^cannot read [^:]*: /, '')}`, { cause: error });
+        throw error;
       }
       buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
     }
@@ -369,24 +424,20 @@ export function diskIOHandler(target: string): tf.io.IOHandler {
     },
     async load(): Promise<tf.io.ModelArtifacts> {
       const json = await readModelJson(modelFile);
-      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, (manifest) => readWeights(dir, manifest));
+      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, (manifest) => readWeights(dir, manifest, modelFile));
     },
   };
 }
 
 async function readModelJson(file: string): Promise<ModelJsonFile> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-  }
+  const text = (await readFileCapped(file, 'model.json', MODEL_JSON_MAX_BYTES)).toString('utf8');
   let json: ModelJsonFile;
   try {
     json = JSON.parse(text) as ModelJsonFile;
   } catch (error) {
     throw new AdvcorrectError('ERR_PARSE', `${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new AdvcorrectError('ERR_MODEL', `${file} is not a model.json object`);
   const topology = json.modelTopology as { node?: unknown; class_name?: string; model_config?: unknown } | undefined;
   if (json.format === 'graph-model' || (topology && Array.isArray(topology.node))) {
     throw new AdvcorrectError(
@@ -400,6 +451,14 @@ async function readModelJson(file: string): Promise<ModelJsonFile> {
   }
   checkTopology(topology, file);
   return json;
+}
+
+/** Refuses a model with a NaN or infinite weight (ERR_NON_FINITE naming the weight and the first bad index). */
+export function checkFiniteWeights(model: tfl.LayersModel, source: string): void {
+  for (const weight of model.weights) {
+    const values = weight.read().dataSync() as Float32Array;
+    checkFiniteArray(values, weight.shape as number[], `${source}: weight ${weight.originalName}`);
+  }
 }
 
 /** Why `model` does not have the weight layers of `arch` (layer names and weight shapes), or undefined if it does. */
@@ -461,6 +520,12 @@ export async function loadModel(file: string, options: { arch?: ArchName; bnStat
   } catch (error) {
     if (error instanceof AdvcorrectError) throw error;
     throw new AdvcorrectError('ERR_MODEL', `${file}: TensorFlow.js cannot load this model: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    checkFiniteWeights(model, file);
+  } catch (error) {
+    model.dispose();
+    throw error;
   }
   const meta = metadataOf(model);
   if (options.arch && meta.arch && options.arch !== meta.arch) {
