@@ -107,7 +107,7 @@ export async function readFileCapped(file: string, what: string, maxBytes = DEFA
     if (info.isFile() && info.size > maxBytes) throw tooLarge();
     const chunks: Buffer[] = [];
     let total = 0;
-    const chunkSize = info.isFile() ? Math.max(1, Math.min(info.size + 1, 1 << 24)) : 1 << 20;
+    const chunkSize = info.isFile() ? Math.max(1, Math.min(info.size + 1, 1 << 24)) : 1 << 23;
     for (;;) {
       const buffer = Buffer.allocUnsafe(Math.min(chunkSize, maxBytes + 1 - total));
       let bytesRead: number;
