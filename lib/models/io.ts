@@ -7,7 +7,7 @@ import { AdvcorrectError } from '../errors.js';
 import type { Normalization } from '../data/datasets.js';
 import { readFileCapped, resolveInside, writeFileAtomic } from '../data/files.js';
 import { ARCH_NAMES, ARCHITECTURES, buildModel, type ArchName } from './architectures.js';
-import { firstNonFinite, readNpz, writeNpz, type NpyArray } from './npz.js';
+import { checkFiniteArray, readNpz, writeNpz, type NpyArray } from './npz.js';
 
 /** A model ready for use, with what we know about its input space. */
 export interface LoadedModel {
@@ -194,7 +194,6 @@ export async function importNpz(file: string, arch: ArchName, options: ImportNpz
           const key = torchName(layer.name, weight.originalName);
           const array = arrays.get(key) as NpyArray;
           const label = `${sourceOf.get(key)}:${key}`;
-          checkFiniteArray(array.data, array.shape, label);
           values.push(torchToTfjs(layer, weight.shape as number[], short, array, label));
         }
         layer.setWeights(values);
@@ -210,24 +209,6 @@ export async function importNpz(file: string, arch: ArchName, options: ImportNpz
   const meta: AdvcorrectMetadata = { arch, ...(normalization ? { normalization: { mean: [...normalization.mean], std: [...normalization.std] } } : {}) };
   model.setUserDefinedMetadata({ advcorrect: meta });
   return describe(model, 'npz', meta);
-}
-
-/**
- * Refuses NaN and ±Infinity in a weight tensor: AdvcorrectError ERR_NON_FINITE naming the tensor
- * and the first bad element by its index in `shape` (C order).
- */
-export function checkFiniteArray(data: ArrayLike<number>, shape: readonly number[], label: string): void {
-  const at = firstNonFinite(data);
-  if (at < 0) return;
-  const index: number[] = [];
-  let rest = at;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    const size = shape[d] || 1;
-    index.unshift(rest % size);
-    rest = Math.floor(rest / size);
-  }
-  const where = shape.length > 0 ? `[${index.join(', ')}]` : '(the scalar)';
-  throw new AdvcorrectError('ERR_NON_FINITE', `${label} holds ${data[at]} at ${where}: model weights must be finite numbers`);
 }
 
 /**
@@ -306,6 +287,7 @@ export function checkTopology(topology: unknown, what = 'model'): void {
   const cfg = root as { class_name?: string; config?: { layers?: LayerConfigJson[] } | LayerConfigJson[] };
   const layers = Array.isArray(cfg?.config) ? cfg.config : cfg?.config?.layers;
   if (!Array.isArray(layers)) throw new AdvcorrectError('ERR_MODEL', `${what}: model topology has no layer list`);
+  checkGraph(root, layers, what);
   for (const layer of layers) {
     const cls = layer.class_name;
     const name = layer.config?.name ?? '(unnamed)';
@@ -338,6 +320,78 @@ export function checkTopology(topology: unknown, what = 'model'): void {
   }
 }
 
+/**
+ * The connections of a functional topology must form a graph TensorFlow.js can build: unique layer
+ * names, inbound layers and node indices that exist, no cycle, inputs and outputs that name layers.
+ * (tfjs-layers waits forever for a node that never comes.) Sequential topologies have no links.
+ */
+function checkGraph(root: unknown, layers: LayerConfigJson[], what: string): void {
+  const bad = (message: string): never => {
+    throw new AdvcorrectError('ERR_MODEL', `${what}: model topology: ${message}`);
+  };
+  type Linked = LayerConfigJson & { name?: unknown; inbound_nodes?: unknown };
+  const linked = layers as Linked[];
+  if (!linked.some((l) => l !== null && typeof l === 'object' && l.inbound_nodes !== undefined)) return;
+  const nodeCount = new Map<string, number>();
+  for (const layer of linked) {
+    if (layer === null || typeof layer !== 'object') bad('a layer entry is not an object');
+    const name = layer.name ?? layer.config?.name;
+    if (typeof name !== 'string' || name === '') bad('a layer has no name');
+    if (nodeCount.has(name as string)) bad(`two layers are named ${name}`);
+    if (layer.config?.name !== undefined && layer.config.name !== name) bad(`layer ${name} calls itself ${String(layer.config.name)} in its config`);
+    if (!Array.isArray(layer.inbound_nodes)) bad(`layer ${name} has no inbound_nodes list`);
+    nodeCount.set(name as string, Math.max(1, (layer.inbound_nodes as unknown[]).length));
+  }
+  const edges = new Map<string, string[]>();
+  const checkRef = (ref: unknown, context: string): string => {
+    if (!Array.isArray(ref) || typeof ref[0] !== 'string') return bad(`${context}: expected [layer, node, tensor, …]`);
+    const [target, node, tensor] = ref as [string, unknown, unknown];
+    if (!nodeCount.has(target)) bad(`${context} names the unknown layer ${target}`);
+    if (!Number.isInteger(node) || (node as number) < 0 || (node as number) >= nodeCount.get(target)!)
+      bad(`${context} names node ${String(node)} of layer ${target}, which has ${nodeCount.get(target)}`);
+    if (tensor !== 0) bad(`${context} names output ${String(tensor)} of layer ${target}; supported layers have one output`);
+    return target;
+  };
+  for (const layer of linked) {
+    const name = (layer.name ?? layer.config?.name) as string;
+    const from: string[] = [];
+    for (const node of layer.inbound_nodes as unknown[]) {
+      if (!Array.isArray(node)) bad(`layer ${name}: an inbound node is not a list`);
+      for (const ref of node as unknown[]) from.push(checkRef(ref, `layer ${name}`));
+    }
+    edges.set(name, from);
+  }
+  // No cycles (iterative depth-first search).
+  const state = new Map<string, 1 | 2>();
+  for (const start of edges.keys()) {
+    if (state.has(start)) continue;
+    const stack: Array<{ name: string; next: number }> = [{ name: start, next: 0 }];
+    state.set(start, 1);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const deps = edges.get(top.name)!;
+      if (top.next < deps.length) {
+        const dep = deps[top.next++];
+        const seen = state.get(dep);
+        if (seen === 1) bad(`the layers form a cycle through ${dep}`);
+        if (seen === undefined) {
+          state.set(dep, 1);
+          stack.push({ name: dep, next: 0 });
+        }
+      } else {
+        state.set(top.name, 2);
+        stack.pop();
+      }
+    }
+  }
+  const config = (root as { config?: { input_layers?: unknown; output_layers?: unknown } })?.config;
+  for (const key of ['input_layers', 'output_layers'] as const) {
+    const list = config?.[key];
+    if (!Array.isArray(list) || list.length === 0) bad(`${key} must list at least one layer`);
+    for (const ref of list as unknown[]) checkRef(ref, key);
+  }
+}
+
 interface ModelJsonFile {
   format?: string;
   modelTopology?: unknown;
@@ -357,7 +411,19 @@ async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig, s
   for (const group of manifest) {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights))
       throw new AdvcorrectError('ERR_MODEL', `${source}: each weightsManifest group needs 'paths' and 'weights' lists`);
-    specs.push(...group.weights);
+    for (const spec of group.weights) {
+      const ok =
+        spec !== null &&
+        typeof spec === 'object' &&
+        typeof spec.name === 'string' &&
+        typeof spec.dtype === 'string' &&
+        Array.isArray(spec.shape) &&
+        spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+      if (!ok) throw new AdvcorrectError('ERR_MODEL', `${source}: a weightsManifest entry needs a name, a dtype and a shape of integers ≥ 0 (got ${JSON.stringify(spec)?.slice(0, 200)})`);
+      if (spec.quantization !== undefined && (spec.quantization === null || typeof spec.quantization !== 'object'))
+        throw new AdvcorrectError('ERR_MODEL', `${source}: weight ${spec.name} has a malformed quantization entry`);
+      specs.push(spec);
+    }
     for (const rel of group.paths) {
       // Weights files must stay inside the model's folder: no absolute path, no '..', no symlink out.
       const file = await resolveInside(dir, rel, source);
@@ -450,6 +516,8 @@ async function readModelJson(file: string): Promise<ModelJsonFile> {
     throw new AdvcorrectError('ERR_MODEL', `${file} has no Keras model topology: not a TensorFlow.js LayersModel`);
   }
   checkTopology(topology, file);
+  // Without a manifest TensorFlow.js would build the model with freshly initialised weights.
+  if (!Array.isArray(json.weightsManifest)) throw new AdvcorrectError('ERR_MODEL', `${file} has no weightsManifest list: its weights are missing`);
   return json;
 }
 

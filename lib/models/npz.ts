@@ -36,7 +36,28 @@ const DESCR: Record<string, { dtype: NpyDtype; size: number }> = {
 };
 const DESCR_OF: Record<NpyDtype, string> = Object.fromEntries(Object.entries(DESCR).map(([k, v]) => [v.dtype, k])) as Record<NpyDtype, string>;
 
-/** Parses one .npy file (format versions 1, 2 and 3). */
+/**
+ * Refuses NaN and ±Infinity in an array: AdvcorrectError ERR_NON_FINITE naming it (`label`) and
+ * the first bad element by its index in `shape` (C order).
+ */
+export function checkFiniteArray(data: ArrayLike<number>, shape: readonly number[], label: string): void {
+  const at = firstNonFinite(data);
+  if (at < 0) return;
+  const index: number[] = [];
+  let rest = at;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d] || 1;
+    index.unshift(rest % size);
+    rest = Math.floor(rest / size);
+  }
+  const where = shape.length > 0 ? `[${index.join(', ')}]` : '(the scalar)';
+  throw new AdvcorrectError('ERR_NON_FINITE', `${label} holds ${data[at]} at ${where}: model weights must be finite numbers`);
+}
+
+/**
+ * Parses one .npy file (format versions 1, 2 and 3). Float arrays must hold finite numbers
+ * (ERR_NON_FINITE otherwise): every .npy we read is model weights.
+ */
 export function parseNpy(bytes: Uint8Array, what = 'npy'): NpyArray {
   const fail = (message: string): never => {
     throw new AdvcorrectError('ERR_DATA', `${what}: ${message}`);
@@ -102,6 +123,7 @@ export function parseNpy(bytes: Uint8Array, what = 'npy'): NpyArray {
       data = body;
   }
   if (fortran === 'True' && shape.length > 1) data = fortranToC(data, shape);
+  if (type.dtype === 'float32' || type.dtype === 'float64') checkFiniteArray(data as ArrayLike<number>, shape, what);
   return { dtype: type.dtype, shape, data };
 }
 
@@ -253,7 +275,7 @@ export function parseNpz(bytes: Uint8Array, what = 'npz'): Map<string, NpyArray>
   const arrays = new Map<string, NpyArray>();
   for (const [name, data] of unzip(bytes, what)) {
     const key = name.endsWith('.npy') ? name.slice(0, -4) : name;
-    arrays.set(key, parseNpy(data, `${what}:${name}`));
+    arrays.set(key, parseNpy(data, `${what}:${key}`));
   }
   return arrays;
 }
