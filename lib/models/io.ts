@@ -287,7 +287,6 @@ export function checkTopology(topology: unknown, what = 'model'): void {
   const cfg = root as { class_name?: string; config?: { layers?: LayerConfigJson[] } | LayerConfigJson[] };
   const layers = Array.isArray(cfg?.config) ? cfg.config : cfg?.config?.layers;
   if (!Array.isArray(layers)) throw new AdvcorrectError('ERR_MODEL', `${what}: model topology has no layer list`);
-  checkGraph(root, layers, what);
   for (const layer of layers) {
     const cls = layer.class_name;
     const name = layer.config?.name ?? '(unnamed)';
@@ -318,6 +317,7 @@ export function checkTopology(topology: unknown, what = 'model'): void {
       throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} (${cls}) is channels_first; only channels_last (NHWC) models are supported`);
     }
   }
+  checkGraph(root, layers, what);
 }
 
 /**
