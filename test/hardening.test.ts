@@ -123,6 +123,11 @@ describe('hardening (issue 13)', function () {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /^advcorrect: .*holds Infinity at \[0, 5\]: model weights must be finite numbers$/m);
       assert.doesNotMatch(r.stderr, /\n\s+at /);
+      // correct fails at load too, before any evaluation of the "before" model.
+      const c = await run('correct', '--model', dir, '--dataset', 'mnist', '--out', path.join(tmp, 'nan-run'));
+      assert.equal(c.code, 1, c.stderr);
+      assert.match(c.stderr, /holds Infinity at \[0, 5\]/);
+      assert.doesNotMatch(c.stderr, /evaluat/i);
     });
 
     it('training stops with ERR_NON_FINITE when the loss diverges (learning rate 1e30)', async () => {
