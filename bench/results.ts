@@ -19,7 +19,7 @@ import { ParameterView } from '../lib/models/parameters.js';
 import { evaluate } from '../lib/attacks/index.js';
 import { packageRoot } from '../lib/native.js';
 import { resolveCorrectionOptions } from '../lib/correction/options.js';
-import { runCorrection, type CorrectionRunSettings, type RunIo } from '../lib/cli/correct.js';
+import { runCorrection, type CorrectionRunSettings, type RunIo } from '../lib/runs/index.js';
 import type { TestMetrics } from '../lib/report/result.js';
 
 interface Row {

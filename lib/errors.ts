@@ -15,7 +15,9 @@ export type AdvcorrectErrorCode =
   | 'ERR_NO_MEMORY'
   | 'ERR_TOO_LARGE'
   | 'ERR_NON_FINITE'
-  | 'ERR_DISPOSED';
+  | 'ERR_DISPOSED'
+  /** An ONNX file that cannot be imported: malformed, unsupported operator or attribute, unresolvable shapes. */
+  | 'ERR_ONNX';
 
 /**
  * The one error class for failures that are not a caller's argument mistake

@@ -7,3 +7,19 @@ export * from './models/index.js';
 export * from './attacks/index.js';
 export * from './correction/index.js';
 export * from './report/index.js';
+export { biasShift, finetune, pgdFinetune, findShiftTarget, BASELINE_METHODS, type BaselineMethod, type BiasShiftResult, type FinetuneResult, type PgdFinetuneResult } from './baselines/index.js';
+export {
+  runCorrection,
+  runBaseline,
+  compareRuns,
+  buildComparison,
+  evaluateOnTest,
+  trainingSplit,
+  drawAdversarial,
+  DEFAULT_EVALUATION_ATTACKS,
+  type CorrectionRunSettings,
+  type BaselineRunSettings,
+  type DrawSettings,
+  type EvaluationSettings,
+  type RunIo,
+} from './runs/index.js';

@@ -198,7 +198,12 @@ describe('attacks', function () {
     assert.equal(result.attacks.length, 3);
     const [f05, f10, p10] = result.attacks;
     assert.ok(f05.accuracy >= f10.accuracy, 'a larger ε does not help the model');
-    assert.equal(f10.accuracy, accuracy(model, await fgsm(model, data.images, data.labels, { eps: 0.1 }), data.labels));
+    // Robust accuracy: correct clean and at the attack's point (only clean-correct examples are attacked).
+    const cleanPred = predictions(model, data.images);
+    const advPred = predictions(model, await fgsm(model, data.images, data.labels, { eps: 0.1 }));
+    const robustFgsm = data.labels.reduce((s, y, i) => s + (cleanPred[i] === y && advPred[i] === y ? 1 : 0), 0);
+    assert.equal(f10.correct, robustFgsm);
+    assert.equal(f10.attacked, result.clean.correct);
     assert.deepEqual([p10.steps, p10.stepSize, p10.restarts, p10.randomStart], [5, 0.025, 1, true]);
     assert.ok(result.worstCase.accuracy <= Math.min(result.clean.accuracy, ...result.attacks.map((a) => a.accuracy)));
     assert.equal(result.worstCase.correct, result.robust.reduce((s, v) => s + v, 0));

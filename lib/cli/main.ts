@@ -20,8 +20,10 @@ type CommandModule = { register(program: Command): void };
 // Each module registers the commands named here. Only the module of the command being run is
 // imported (the tensor commands load TensorFlow.js, which costs seconds); --help loads them all.
 const commandModules: Record<string, () => Promise<CommandModule>> = {
-  demo: () => import('./correct.js'),
+  demo: () => import('./demo.js'),
   correct: () => import('./correct.js'),
+  baseline: () => import('./baseline.js'),
+  compare: () => import('./compare.js'),
   eval: () => import('./eval.js'),
   attack: () => import('./attack.js'),
   train: () => import('./train.js'),
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
 /**
  * Exit statuses (docs/errors.md): 0 success; 1 a failure (AdvcorrectError: unreadable or malformed
  * input, native failure, out of memory, …); 2 bad arguments (commander's usage errors, TypeError,
- * RangeError); 130 interrupted (ERR_ABORTED, Ctrl-C). `qp solve` adds one code per solver status.
+ * RangeError, ERR_ONNX); 130 interrupted (ERR_ABORTED, Ctrl-C). `qp solve` adds one code per solver status.
  */
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -57,13 +59,16 @@ function systemErrorMessage(error: unknown): string | undefined {
 
 main().catch((error: unknown) => {
   if (error instanceof CommanderError) {
-    // Commander has printed its message (usage errors), or help/version (exit code 0).
-    process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+    // A bad command line (unknown option, invalid value, missing argument) exits with 2 like the
+    // argument errors below; help and version keep commander's own codes.
+    const usage = error.exitCode === 1 && !['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(error.code);
+    process.exitCode = usage ? EXIT_USAGE : error.exitCode;
     return;
   }
   if (error instanceof AdvcorrectError) {
     process.stderr.write(`advcorrect: ${error.message}\n`);
-    process.exitCode = error.code === 'ERR_ABORTED' ? EXIT_INTERRUPTED : EXIT_FAILURE;
+    // ERR_ONNX is a bad --model file (an input mistake, like a bad argument): exit 2
+    process.exitCode = error.code === 'ERR_ABORTED' ? EXIT_INTERRUPTED : error.code === 'ERR_ONNX' ? EXIT_USAGE : EXIT_FAILURE;
     return;
   }
   if (error instanceof TypeError || error instanceof RangeError) {

@@ -13,7 +13,9 @@ import { loadNative } from '../native.js';
  * Dropout (identity at inference). Anything else is refused with ERR_UNSUPPORTED.
  */
 
-export type StepKind = 'dense' | 'conv2d' | 'relu' | 'identity' | 'flatten' | 'zeropad' | 'bn' | 'add' | 'gap';
+export type StepKind = 'dense' | 'conv2d' | 'relu' | 'identity' | 'flatten' | 'zeropad' | 'bn' | 'add' | 'gap' | ElementwiseKind | 'maxpool' | 'avgpool' | 'concat';
+/** Parameter-free activations besides ReLU (ONNX imports). */
+export type ElementwiseKind = 'leakyrelu' | 'sigmoid' | 'tanh';
 
 export interface Conv2DSpec {
   kernelH: number;
@@ -40,6 +42,10 @@ export interface GraphStep {
   conv?: Conv2DSpec;
   readonly padding?: [[number, number], [number, number]];
   readonly epsilon?: number;
+  /** LeakyReLU slope. */
+  readonly alpha?: number;
+  /** Max/average pooling window and strides ('valid' padding). */
+  readonly pool?: { size: [number, number]; strides: [number, number] };
 }
 
 export interface ModelGraph {
@@ -166,6 +172,11 @@ export function compileModel(model: LayersModel): ModelGraph {
         break;
       }
       case 'Activation': {
+        const named = String(config.activation).toLowerCase();
+        if (named === 'sigmoid' || named === 'tanh') {
+          steps.push({ ...base, kind: named, activation: 'linear' });
+          break;
+        }
         const act = activationOf(config, layer.name);
         steps.push({ ...base, kind: act === 'relu' ? 'relu' : 'identity', activation: 'linear' });
         break;
@@ -199,6 +210,24 @@ export function compileModel(model: LayersModel): ModelGraph {
       case 'Add':
         steps.push({ ...base, kind: 'add', activation: 'linear' });
         break;
+      case 'LeakyReLU':
+        steps.push({ ...base, kind: 'leakyrelu', activation: 'linear', alpha: Number(config.alpha ?? 0.3) });
+        break;
+      case 'MaxPooling2D':
+      case 'AveragePooling2D': {
+        requireChannelsLast();
+        if (config.padding !== 'valid') throw new AdvcorrectError('ERR_UNSUPPORTED', `${className} layer '${layer.name}' uses padding '${String(config.padding)}'; only valid is supported`);
+        const size = pair(config.poolSize, 'pool size', layer.name);
+        const pool = { size, strides: pair(config.strides ?? size, 'strides', layer.name) };
+        steps.push({ ...base, kind: className === 'MaxPooling2D' ? 'maxpool' : 'avgpool', activation: 'linear', pool });
+        break;
+      }
+      case 'Concatenate':
+        if (config.axis !== -1 && config.axis !== inShape.length - 1) {
+          throw new AdvcorrectError('ERR_UNSUPPORTED', `Concatenate layer '${layer.name}' joins axis ${String(config.axis)}; only the last (channel) axis is supported`);
+        }
+        steps.push({ ...base, kind: 'concat', activation: 'linear' });
+        break;
       case 'GlobalAveragePooling2D':
         requireChannelsLast();
         steps.push({ ...base, kind: 'gap', activation: 'linear' });
@@ -207,10 +236,11 @@ export function compileModel(model: LayersModel): ModelGraph {
         throw new AdvcorrectError(
           'ERR_UNSUPPORTED',
           `layer '${layer.name}' of type ${className} is not supported by the gradient engine ` +
-            '(supported: Dense, Conv2D, ReLU, Activation relu/linear, Flatten, ZeroPadding2D, BatchNormalization, Add, GlobalAveragePooling2D, Dropout)',
+            '(supported: Dense, Conv2D, ReLU, LeakyReLU, Activation relu/linear/sigmoid/tanh, Flatten, ZeroPadding2D, BatchNormalization, ' +
+            'Add, Concatenate, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Dropout)',
         );
     }
-    if (className !== 'Add' && inputs.length !== 1) {
+    if (className !== 'Add' && className !== 'Concatenate' && inputs.length !== 1) {
       throw new AdvcorrectError('ERR_UNSUPPORTED', `layer '${layer.name}' has ${inputs.length} inputs`);
     }
   }
@@ -292,7 +322,14 @@ export interface ForwardTrace {
 
 /** Conv2D without bias/activation as a tf op. */
 export function convOp(x: tf.Tensor4D, kernel: tf.Tensor4D, spec: Conv2DSpec): tf.Tensor4D {
-  return tf.conv2d(x, kernel, spec.strides, tfPadding(spec), 'NHWC', spec.dilation);
+  const [dh, dw] = spec.dilation;
+  if (dh === 1 && dw === 1) return tf.conv2d(x, kernel, spec.strides, tfPadding(spec), 'NHWC', spec.dilation);
+  // tfjs has no gradients for dilated conv2d: convolve with the kernel spread out by zeros instead
+  // (pad/reshape/slice, all differentiable), the same function.
+  const [kh, kw, ci, co] = kernel.shape;
+  const spread = tf.reshape(tf.pad(tf.reshape(kernel, [kh, 1, kw, 1, ci, co]), [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]]), [kh * dh, kw * dw, ci, co]);
+  const dilated = tf.slice(spread, [0, 0, 0, 0], [(kh - 1) * dh + 1, (kw - 1) * dw + 1, ci, co]) as tf.Tensor4D;
+  return tf.conv2d(x, dilated, spec.strides, tfPadding(spec), 'NHWC', 1);
 }
 
 /**
@@ -343,11 +380,34 @@ export function forwardGraph(graph: ModelGraph, x: tf.Tensor, overrides?: Weight
       case 'gap':
         y = tf.mean(a, [1, 2]);
         break;
+      case 'leakyrelu':
+      case 'sigmoid':
+      case 'tanh':
+      case 'maxpool':
+      case 'avgpool':
+        y = parameterFreeOp(step)(a);
+        break;
+      case 'concat':
+        y = tf.concat(step.inputs.map((s) => values[s]), -1);
+        break;
     }
     if (step.activation === 'relu') y = tf.relu(y);
     values[step.output] = y;
   }
   return values;
+}
+
+/** The tf op of a parameter-free single-input step (activations and pooling). */
+function parameterFreeOp(step: GraphStep): (x: tf.Tensor) => tf.Tensor {
+  const pool = step.pool;
+  switch (step.kind) {
+    case 'leakyrelu': return (x) => tf.leakyRelu(x, step.alpha ?? 0.3);
+    case 'sigmoid': return (x) => tf.sigmoid(x);
+    case 'tanh': return (x) => tf.tanh(x);
+    case 'maxpool': return (x) => tf.maxPool(x as tf.Tensor4D, pool!.size, pool!.strides, 'valid');
+    case 'avgpool': return (x) => tf.avgPool(x as tf.Tensor4D, pool!.size, pool!.strides, 'valid');
+    default: throw new AdvcorrectError('ERR_UNSUPPORTED', `step ${step.kind} has parameters`);
+  }
 }
 
 /** BatchNorm in inference as y = x·scale + shift, scale = γ/√(var+ε), shift = β − mean·scale. */
@@ -518,6 +578,19 @@ function backwardGraph(graph: ModelGraph, values: tf.Tensor[], seed: tf.Tensor, 
       case 'gap': {
         const [b, h, w, c] = a.shape;
         accumulate(step.inputs[0], tf.broadcastTo(tf.div(tf.reshape(g, [b, 1, 1, c]), h * w), a.shape));
+        break;
+      }
+      case 'leakyrelu':
+      case 'sigmoid':
+      case 'tanh':
+      case 'maxpool':
+      case 'avgpool':
+        // vector-Jacobian product of the op itself (tfjs' own gradients)
+        accumulate(step.inputs[0], tf.grad(parameterFreeOp(step))(a, g));
+        break;
+      case 'concat': {
+        const sizes = step.inputs.map((s) => values[s].shape[values[s].rank - 1] as number);
+        tf.split(g, sizes, -1).forEach((part, i) => accumulate(step.inputs[i], part));
         break;
       }
     }

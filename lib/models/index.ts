@@ -5,3 +5,4 @@ export { readNpz, writeNpz, parseNpz, encodeNpz, parseNpy, encodeNpy, unzip, che
 export * from './parameters.js';
 export * from './gradients.js';
 export * from './train.js';
+export { exportOnnx, importOnnx, decodeModel as decodeOnnxModel, ONNX_OPERATORS, ONNX_OPSETS, type ImportOnnxOptions, type OnnxSource } from './onnx/index.js';

@@ -8,17 +8,22 @@ import type { Normalization } from '../data/datasets.js';
 import { readFileCapped, resolveInside, writeFileAtomic } from '../data/files.js';
 import { ARCH_NAMES, ARCHITECTURES, buildModel, type ArchName } from './architectures.js';
 import { checkFiniteArray, readNpz, writeNpz, type NpyArray } from './npz.js';
+import { importOnnx, type OnnxSource } from './onnx/import.js';
 
 /** A model ready for use, with what we know about its input space. */
 export interface LoadedModel {
   model: tfl.LayersModel;
   arch?: ArchName;
-  source: 'tfjs' | 'npz';
+  source: 'tfjs' | 'npz' | 'onnx';
   /** NHWC shape of one input, e.g. [28, 28, 1]. */
   inputShape: number[];
   numClasses: number;
   /** Mean/std normalisation the model expects on inputs in [0, 1], if any. */
   normalization?: Normalization;
+  /** For source 'onnx': the file and where each weight goes, for {@link exportOnnx}. */
+  onnx?: OnnxSource;
+  /** What the import changed or left out that a user should know (e.g. a final Softmax dropped). */
+  notices?: string[];
 }
 
 /** Metadata we keep in model.json's userDefinedMetadata. */
@@ -270,8 +275,10 @@ const SUPPORTED_LAYERS = new Set([
   'Dropout',
   'MaxPooling2D',
   'AveragePooling2D',
+  'LeakyReLU',
+  'Concatenate',
 ]);
-const SUPPORTED_ACTIVATIONS = new Set(['relu', 'linear']);
+const SUPPORTED_ACTIVATIONS = new Set(['relu', 'linear', 'sigmoid', 'tanh']);
 
 interface LayerConfigJson {
   class_name: string;
@@ -562,12 +569,26 @@ export async function saveModel(model: tfl.LayersModel, dir: string, info: { arc
 }
 
 /**
- * Loads a model: a tfjs LayersModel (`model.json`, or a directory holding one) or a PyTorch `.npz`
- * (needs `arch`). Unsupported layers and GraphModels are refused with ERR_UNSUPPORTED.
+ * Loads a model: a tfjs LayersModel (`model.json`, or a directory holding one), a PyTorch `.npz`
+ * (needs `arch`) or an ONNX file (`.onnx`, see docs/data-and-models.md; `inputScale` when it takes
+ * pixels in [0, inputScale]). Unsupported layers and GraphModels are refused with ERR_UNSUPPORTED.
  */
-export async function loadModel(file: string, options: { arch?: ArchName; bnStats?: string } = {}): Promise<LoadedModel> {
+export async function loadModel(file: string, options: { arch?: ArchName; bnStats?: string; inputScale?: number } = {}): Promise<LoadedModel> {
   if (typeof file !== 'string' || file === '') throw new TypeError('path must be a non-empty string');
   if (options.arch !== undefined && !ARCH_NAMES.includes(options.arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  if (file.endsWith('.onnx')) {
+    // ONNX: our own graph builder (lib/models/onnx); `arch` is not needed and not checked.
+    const imported = await importOnnx(file, options.inputScale === undefined ? {} : { inputScale: options.inputScale });
+    const { model, inputShape, numClasses, normalization, onnx, notices } = imported;
+    try {
+      checkFiniteWeights(model, file);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return { model, source: 'onnx', inputShape, numClasses, ...(normalization ? { normalization } : {}), onnx, notices };
+  }
+  if (options.inputScale !== undefined) throw new TypeError('inputScale applies to .onnx models only');
   if (file.endsWith('.npz')) {
     if (!options.arch) throw new TypeError(`arch is required to load an .npz file (one of ${ARCH_NAMES.join(', ')})`);
     return importNpz(file, options.arch, { bnStats: options.bnStats });
@@ -580,7 +601,7 @@ export async function loadModel(file: string, options: { arch?: ArchName; bnStat
   }
   if (info.isDirectory() && !existsSync(path.join(file, 'model.json'))) throw new AdvcorrectError('ERR_IO', `${file} has no model.json`);
   if (!info.isDirectory() && !file.endsWith('.json')) {
-    throw new AdvcorrectError('ERR_MODEL', `${file}: expected a tfjs model.json (or a directory holding one) or a PyTorch .npz`);
+    throw new AdvcorrectError('ERR_MODEL', `${file}: expected a tfjs model.json (or a directory holding one), a PyTorch .npz or an ONNX .onnx file`);
   }
   let model: tfl.LayersModel;
   try {
