@@ -1,4 +1,7 @@
-/** Codes of {@link AdvcorrectError}: one per kind of failure a caller may want to tell apart. */
+/**
+ * Codes of {@link AdvcorrectError}: one per kind of failure a caller may want to tell apart
+ * (docs/errors.md lists them with the CLI's exit codes).
+ */
 export type AdvcorrectErrorCode =
   | 'ERR_NATIVE_MISSING'
   | 'ERR_NATIVE'
@@ -9,6 +12,10 @@ export type AdvcorrectErrorCode =
   | 'ERR_BACKEND'
   | 'ERR_UNSUPPORTED'
   | 'ERR_IO'
+  | 'ERR_NO_MEMORY'
+  | 'ERR_TOO_LARGE'
+  | 'ERR_NON_FINITE'
+  | 'ERR_DISPOSED'
   /** An ONNX file that cannot be imported: malformed, unsupported operator or attribute, unresolvable shapes. */
   | 'ERR_ONNX';
 

@@ -565,7 +565,8 @@ describe('.sol files', () => {
     check('x1 1\nx2 abc\n', /^s\.sol:2: value 'abc'/);
     check('x1 1\nx1 2\n', /^s\.sol:2: duplicate variable 'x1' \(first on line 1\)/);
     check('# c\nx1 1 2\n', /^s\.sol:2: expected 'NAME VALUE'/);
-    check('x1 nan\n', /^s\.sol:1: value of 'x1' is NaN/);
+    check('x1 nan\n', /^s\.sol:1: value 'nan' of 'x1' is not a finite number/);
+    check('x1 -inf\n', /^s\.sol:1: value '-inf' of 'x1' is not a finite number/);
   });
 
   it('maps solutions by name and says which names do not match', () => {

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
+import { fsReason } from '../data/files.js';
 import { packageRoot } from '../native.js';
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -40,25 +41,47 @@ async function main(): Promise<void> {
   await program.parseAsync(process.argv);
 }
 
+/**
+ * Exit statuses (docs/errors.md): 0 success; 1 a failure (AdvcorrectError: unreadable or malformed
+ * input, native failure, out of memory, …); 2 bad arguments (commander's usage errors, TypeError,
+ * RangeError, ERR_ONNX); 130 interrupted (ERR_ABORTED, Ctrl-C). `qp solve` adds one code per solver status.
+ */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const EXIT_INTERRUPTED = 130;
+
+/** A Node fs/system error (ENOTDIR, EACCES, ENOSPC, …) that no helper turned into an AdvcorrectError. */
+function systemErrorMessage(error: unknown): string | undefined {
+  const e = error as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof e.code !== 'string' || !/^E[A-Z]+$/.test(e.code) || typeof e.syscall !== 'string') return undefined;
+  return e.path ? `cannot ${e.syscall} ${e.path}: ${fsReason(e)}` : `${e.syscall} failed: ${fsReason(e)}`;
+}
+
 main().catch((error: unknown) => {
   if (error instanceof CommanderError) {
     // A bad command line (unknown option, invalid value, missing argument) exits with 2 like the
     // argument errors below; help and version keep commander's own codes.
     const usage = error.exitCode === 1 && !['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(error.code);
-    process.exitCode = usage ? 2 : error.exitCode;
+    process.exitCode = usage ? EXIT_USAGE : error.exitCode;
     return;
   }
   if (error instanceof AdvcorrectError) {
     process.stderr.write(`advcorrect: ${error.message}\n`);
     // ERR_ONNX is a bad --model file (an input mistake, like a bad argument): exit 2
-    process.exitCode = error.code === 'ERR_ABORTED' ? 130 : error.code === 'ERR_ONNX' ? 2 : 1;
+    process.exitCode = error.code === 'ERR_ABORTED' ? EXIT_INTERRUPTED : error.code === 'ERR_ONNX' ? EXIT_USAGE : EXIT_FAILURE;
     return;
   }
   if (error instanceof TypeError || error instanceof RangeError) {
     process.stderr.write(`advcorrect: ${error.message}\n`);
-    process.exitCode = 2;
+    process.exitCode = EXIT_USAGE;
+    return;
+  }
+  const system = systemErrorMessage(error);
+  if (system !== undefined) {
+    process.stderr.write(`advcorrect: ${system}\n`);
+    process.exitCode = EXIT_FAILURE;
     return;
   }
   process.stderr.write(`advcorrect: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
-  process.exitCode = 1;
+  process.exitCode = EXIT_FAILURE;
 });

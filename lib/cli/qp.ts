@@ -2,7 +2,7 @@
  * `advcorrect qp solve|compare|convert`: solve a QPS file, compare solution files on a problem,
  * convert between QPS and CPLEX LP.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { AdvcorrectError } from '../errors.js';
@@ -12,7 +12,23 @@ import { distance, evaluatePrimal } from '../qp/residuals.js';
 import { readSolutionFile, solutionVector, writeSolutionFile } from '../qp/solution.js';
 import { solveQp, DEFAULT_QP_EPS, type QpSolverChoice } from '../qp/solve.js';
 import type { QuadraticProgram } from '../qp/types.js';
-import { parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
+import type { QpStatus } from '../qp/types.js';
+import { parseNonNegativeNumber, parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
+
+/** Exit code of `qp solve` for each status (docs/errors.md). */
+export const QP_EXIT_CODES: Record<QpStatus, number> = {
+  solved: 0,
+  solved_inaccurate: 3,
+  primal_infeasible: 4,
+  dual_infeasible: 5,
+  max_iter_reached: 6,
+  time_limit_reached: 7,
+  non_convex: 8,
+  aborted: 130,
+};
+
+/** `qp solve`'s wall-clock limit in seconds unless --time-limit says otherwise (0: none). */
+export const DEFAULT_QP_TIME_LIMIT_S = 600;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -44,7 +60,7 @@ function sizeOf(problem: QuadraticProgram): { n: number; m: number; nnzA: number
 interface SolveFlags {
   solver: QpSolverChoice;
   eps: number;
-  timeLimit?: number;
+  timeLimit: number;
   maxIter?: number;
   json?: boolean;
   solutionOut?: string;
@@ -74,7 +90,7 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
     result = await solveQp(problem, {
       solver: flags.solver,
       eps: flags.eps,
-      timeLimitMs: flags.timeLimit !== undefined ? flags.timeLimit * 1000 : undefined,
+      timeLimitMs: flags.timeLimit > 0 ? flags.timeLimit * 1000 : undefined,
       maxIterations: flags.maxIter,
       signal: controller.signal,
       onProgress: progress,
@@ -106,7 +122,10 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
       solverResiduals: result.residuals,
       solver: result.solverUsed,
       solverReason: result.solverReason,
+      message: result.message ?? null,
+      exitCode: QP_EXIT_CODES[result.status],
       eps: flags.eps,
+      timeLimit: flags.timeLimit,
       solutionFile: flags.solutionOut ?? null,
     });
   } else {
@@ -114,7 +133,7 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
       `problem     ${problem.name} (${file})`,
       `size        n = ${size.n}, m = ${size.m}, nnz(A) = ${size.nnzA}, nnz(P upper) = ${size.nnzP}`,
       `solver      ${result.solverUsed} (${result.solverReason})`,
-      `status      ${result.status}`,
+      `status      ${result.status}${result.message ? ` (${result.message})` : ''}`,
       `objective   ${result.check.objective}`,
       `iterations  ${result.iterations}`,
       `time        ${result.solveTimeMs.toFixed(1)} ms solve, ${readTimeMs.toFixed(1)} ms read`,
@@ -123,11 +142,13 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
     if (flags.solutionOut) lines.push(`solution    ${flags.solutionOut}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   }
-  if (result.status !== 'solved' && result.status !== 'solved_inaccurate') process.exitCode = 3;
+  if (result.status === 'time_limit_reached' && !flags.quiet)
+    process.stderr.write(`qp solve: stopped at the time limit of ${flags.timeLimit} s (raise it with --time-limit, 0 for none)\n`);
+  process.exitCode = QP_EXIT_CODES[result.status] ?? 1;
 }
 
 async function compareCommand(file: string, flags: { sol: string[]; json?: boolean }): Promise<void> {
-  if (flags.sol.length === 0) throw new InvalidArgumentError('give at least one --sol FILE');
+  if (flags.sol.length === 0) throw new RangeError('qp compare needs at least one --sol FILE (a Gurobi-style solution of the problem)');
   const problem = await readQpsFile(file);
   const points: Array<{ file: string; x: Float64Array; fileObjective?: number }> = [];
   for (const solFile of flags.sol) {
@@ -203,7 +224,7 @@ export function register(program: Command): void {
         .default('auto'),
     )
     .option('--eps <tol>', 'target absolute accuracy (dual: KKT tolerance; ADMM: eps_abs, with eps_rel = 0)', parsePositiveNumber, DEFAULT_QP_EPS)
-    .option('--time-limit <seconds>', 'wall-clock limit for the solve', parsePositiveNumber)
+    .option('--time-limit <seconds>', 'wall-clock limit for the solve (0: none)', parseNonNegativeNumber, DEFAULT_QP_TIME_LIMIT_S)
     .option('--max-iter <n>', 'iteration limit', parsePositiveInteger)
     .option('--solution-out <file>', 'write the solution as a Gurobi-style .sol file')
     .option('--json', 'print one JSON object on stdout')
@@ -211,7 +232,9 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       '\nResiduals are recomputed from the problem data (absolute ∞-norms: primal violation, ‖Px+q+Aᵀy+z‖, duality gap).\n' +
-        'Exit code 0 when solved, 3 when the solver stopped with another status (the result is still printed).',
+        'Exit code by status (the result is printed in every case): 0 solved, 3 solved_inaccurate, 4 primal_infeasible,\n' +
+        '5 dual_infeasible, 6 max_iter_reached, 7 time_limit_reached, 8 non_convex, 130 aborted (Ctrl-C);\n' +
+        '1 for an unreadable or malformed file, 2 for bad arguments (docs/errors.md).',
     )
     .action(solveCommand);
 

@@ -126,5 +126,6 @@ export function register(program: Command): void {
     .option('--backend <name>', 'auto, tensorflow, native, wasm or cpu (default: $ADVCORRECT_BACKEND or auto)', parseBackend)
     .option('--json', 'print one JSON object on stdout')
     .option('--quiet', 'no progress on stderr')
+    .addHelpText('after', '\nTraining stops with an error (exit 1, no model saved) when the loss of a batch, or a weight at the end of an\nepoch, is NaN or infinite (e.g. --lr far too large). Ctrl-C stops it with exit 130.')
     .action(async (flags: TrainFlags) => trainCommand(flags));
 }

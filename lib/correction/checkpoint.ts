@@ -3,46 +3,18 @@
  *
  * A checkpoint is a directory `<out>/checkpoint/` with `state.json` (the loop state, typed arrays
  * replaced by references) and `arrays.bin` (the arrays' bytes, 8-byte aligned). It is written into a
- * sibling temporary directory and swapped in by rename, so a reader sees the old or the new
- * checkpoint, never a mixture.
+ * sibling temporary directory and swapped in by rename (lib/data/files.ts replaceDirAtomic), so a
+ * reader sees the old or the new checkpoint, never a mixture; after a kill between the renames,
+ * hasCheckpoint/loadCheckpoint first put the complete copy back in place (repairDir).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
-import { writeFileAtomic } from '../data/files.js';
+import { ioError, repairDir, replaceDirAtomic, type ReplaceDirOptions } from '../data/files.js';
 
-/**
- * Replaces directory `target` by one that `fill` writes: `fill` gets a fresh temporary sibling; when
- * it succeeds the old target (if any) is moved aside, the new one renamed in, the old one removed.
- * On failure the temporary directory is removed and the old target is left untouched.
- */
-export async function replaceDirAtomic(target: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
-  const parent = path.dirname(target);
-  await fs.mkdir(parent, { recursive: true });
-  const tag = `${process.pid}.${randomBytes(4).toString('hex')}`;
-  const tmp = path.join(parent, `.${path.basename(target)}.${tag}.tmp`);
-  const old = path.join(parent, `.${path.basename(target)}.${tag}.old`);
-  await fs.mkdir(tmp, { recursive: true });
-  try {
-    await fill(tmp);
-  } catch (error) {
-    await fs.rm(tmp, { recursive: true, force: true });
-    throw error;
-  }
-  let moved = false;
-  try {
-    await fs.rename(target, old);
-    moved = true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      await fs.rm(tmp, { recursive: true, force: true });
-      throw error;
-    }
-  }
-  await fs.rename(tmp, target);
-  if (moved) await fs.rm(old, { recursive: true, force: true });
-}
+// The crash-safe directory swap lives with the other file helpers; re-exported for the CLI.
+export { replaceDirAtomic, repairDir } from '../data/files.js';
 
 type ArrayCtor = Float64ArrayConstructor | Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor | Uint32ArrayConstructor;
 const DTYPES: Record<string, ArrayCtor> = {
@@ -134,20 +106,38 @@ const CHECKPOINT_FORMAT = 'advcorrect-checkpoint';
 const CHECKPOINT_VERSION = 1;
 
 /** Writes `state` as `<outDir>/checkpoint` atomically (old checkpoint replaced only when the new one is complete). */
-export async function saveCheckpoint(outDir: string, state: unknown): Promise<string> {
+export async function saveCheckpoint(outDir: string, state: unknown, options: ReplaceDirOptions = {}): Promise<string> {
   const target = path.join(outDir, CHECKPOINT_DIR);
   const { json, binary } = encodeBundle(state);
   const digest = createHash('sha256').update(binary).digest('hex');
-  await replaceDirAtomic(target, async (tmp) => {
-    await fs.writeFile(path.join(tmp, 'arrays.bin'), binary);
-    const header = JSON.stringify({ format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, sha256: digest, bytes: binary.byteLength });
-    await fs.writeFile(path.join(tmp, 'state.json'), `{"header":${header},"state":${json}}\n`);
-  });
+  const writeSynced = async (file: string, data: Uint8Array | string): Promise<void> => {
+    const handle = await fs.open(file, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  };
+  try {
+    await replaceDirAtomic(
+      target,
+      async (tmp) => {
+        await writeSynced(path.join(tmp, 'arrays.bin'), binary);
+        const header = JSON.stringify({ format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, sha256: digest, bytes: binary.byteLength });
+        await writeSynced(path.join(tmp, 'state.json'), `{"header":${header},"state":${json}}\n`);
+      },
+      options,
+    );
+  } catch (error) {
+    throw ioError(`cannot write the checkpoint in ${outDir}`, error);
+  }
   return target;
 }
 
 /** True when `<outDir>/checkpoint/state.json` exists. */
 export async function hasCheckpoint(outDir: string): Promise<boolean> {
+  await repairDir(path.join(outDir, CHECKPOINT_DIR));
   try {
     await fs.access(path.join(outDir, CHECKPOINT_DIR, 'state.json'));
     return true;
@@ -159,6 +149,7 @@ export async function hasCheckpoint(outDir: string): Promise<boolean> {
 /** Reads a checkpoint written by {@link saveCheckpoint}; AdvcorrectError ERR_IO/ERR_PARSE when missing or damaged. */
 export async function loadCheckpoint(outDir: string): Promise<unknown> {
   const dir = path.join(outDir, CHECKPOINT_DIR);
+  await repairDir(dir);
   let text: string;
   let binary: Uint8Array;
   try {

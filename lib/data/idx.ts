@@ -83,6 +83,12 @@ export function parseIdx(buffer: Uint8Array, what = 'IDX data'): IdxArray {
       }
     }
   }
+  if (type === 'float32' || type === 'float64') {
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v - v !== 0) fail(`element ${i} is ${v}: IDX data must hold finite numbers`);
+    }
+  }
   return { dtype: type, dims, data };
 }
 

@@ -4,7 +4,18 @@ export { Random } from './random.js';
 export { parseIdx, encodeIdx, readIdx, writeIdx, type IdxArray, type IdxData, type IdxDtype } from './idx.js';
 export { parseCifar, readCifar, encodeCifar, cifarSpriteToBinary, CIFAR_RECORD_BYTES } from './cifar.js';
 export { decodePng, decodePngAsync, type DecodedPng } from './png.js';
-export { writeFileAtomic, md5File } from './files.js';
+export {
+  writeFileAtomic,
+  md5File,
+  ensureDir,
+  readFileCapped,
+  resolveInside,
+  replaceDirAtomic,
+  repairDir,
+  DEFAULT_MAX_FILE_BYTES,
+  type ReplaceDirOptions,
+  type ReplaceDirStep,
+} from './files.js';
 export {
   dataDir,
   dataStatus,

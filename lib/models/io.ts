@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
 import type { Normalization } from '../data/datasets.js';
-import { writeFileAtomic } from '../data/files.js';
+import { readFileCapped, resolveInside, writeFileAtomic } from '../data/files.js';
 import { ARCH_NAMES, ARCHITECTURES, buildModel, type ArchName } from './architectures.js';
-import { readNpz, writeNpz, type NpyArray } from './npz.js';
+import { checkFiniteArray, readNpz, writeNpz, type NpyArray } from './npz.js';
 import { importOnnx, type OnnxSource } from './onnx/import.js';
 
 /** A model ready for use, with what we know about its input space. */
@@ -147,43 +147,68 @@ export interface ImportNpzOptions {
 export async function importNpz(file: string, arch: ArchName, options: ImportNpzOptions = {}): Promise<LoadedModel> {
   if (typeof file !== 'string') throw new TypeError('path must be a string');
   if (!ARCH_NAMES.includes(arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
+  if (options.bnStats !== undefined && (typeof options.bnStats !== 'string' || options.bnStats === ''))
+    throw new TypeError('bnStats must be a non-empty string');
   const arrays = await readNpz(file);
   const model = buildModel(arch);
-  const hasBn = model.layers.some((l) => l.getClassName() === 'BatchNormalization');
-  if (hasBn) {
-    const statsFile = options.bnStats ?? file.replace(/\.npz$/, '') + '_bn_stats.npz';
-    if (!existsSync(statsFile)) {
-      throw new AdvcorrectError('ERR_MODEL', `${arch} has BatchNorm layers: their running statistics are needed from ${statsFile} (not found; pass bnStats)`);
-    }
-    for (const [key, value] of await readNpz(statsFile)) if (!arrays.has(key)) arrays.set(key, value);
-  }
-  const used = new Set<string>();
-  const missing: string[] = [];
-  for (const layer of model.layers) {
-    if (layer.weights.length === 0) continue;
-    const values: tf.Tensor[] = [];
-    for (const weight of layer.weights) {
-      const short = weight.originalName.split('/').pop() as string;
-      const key = torchName(layer.name, weight.originalName);
-      const array = arrays.get(key);
-      if (!array) {
-        missing.push(key);
-        continue;
+  try {
+    // Which tensor comes from which file, so that every message blames the right one.
+    const expected: Array<{ layer: tfl.layers.Layer; key: string; stat: boolean }> = [];
+    for (const layer of model.layers) {
+      for (const weight of layer.weights) {
+        const short = weight.originalName.split('/').pop() as string;
+        expected.push({ layer, key: torchName(layer.name, weight.originalName), stat: isBatchNormStat(short) });
       }
-      used.add(key);
-      values.push(torchToTfjs(layer, weight.shape as number[], short, array, `${file}:${key}`));
     }
-    if (values.length === layer.weights.length) layer.setWeights(values);
-    tf.dispose(values);
-  }
-  if (missing.length) {
+    const list = (keys: string[]): string => `${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', …' : ''}`;
+    // The model file first: a file of another architecture is a wrong --arch, whatever else is missing.
+    const missing = expected.filter((e) => !e.stat && !arrays.has(e.key)).map((e) => e.key);
+    if (missing.length)
+      throw new AdvcorrectError('ERR_MODEL', `${file} lacks ${missing.length} tensors of a ${arch}: ${list(missing)} (wrong --arch?)`);
+    const statKeys = new Set(expected.filter((e) => e.stat).map((e) => e.key));
+    const known = new Set(expected.map((e) => e.key));
+    const unexpected = [...arrays.keys()].filter((key) => !known.has(key) && !key.endsWith('.num_batches_tracked'));
+    if (unexpected.length)
+      throw new AdvcorrectError('ERR_MODEL', `${file} has tensors that a ${arch} does not: ${list(unexpected)} (wrong --arch?)`);
+    const sourceOf = new Map<string, string>();
+    for (const key of arrays.keys()) sourceOf.set(key, file);
+    if (statKeys.size > 0 && [...statKeys].some((key) => !arrays.has(key))) {
+      const statsFile = options.bnStats ?? file.replace(/\.npz$/, '') + '_bn_stats.npz';
+      if (!existsSync(statsFile)) {
+        throw new AdvcorrectError('ERR_MODEL', `${arch} has BatchNorm layers: their running statistics are needed from ${statsFile} (not found; pass bnStats)`);
+      }
+      const stats = await readNpz(statsFile);
+      const missingStats = [...statKeys].filter((key) => !arrays.has(key) && !stats.has(key));
+      if (missingStats.length)
+        throw new AdvcorrectError('ERR_MODEL', `${statsFile} lacks ${missingStats.length} BatchNorm statistics of a ${arch}: ${list(missingStats)} (wrong --bn-stats file?)`);
+      const foreign = [...stats.keys()].filter((key) => !statKeys.has(key) && !known.has(key) && !key.endsWith('.num_batches_tracked'));
+      if (foreign.length)
+        throw new AdvcorrectError('ERR_MODEL', `${statsFile} has tensors that are no BatchNorm statistics of a ${arch}: ${list(foreign)} (wrong --bn-stats file?)`);
+      for (const [key, value] of stats) {
+        if (arrays.has(key)) continue;
+        arrays.set(key, value);
+        sourceOf.set(key, statsFile);
+      }
+    }
+    for (const layer of model.layers) {
+      if (layer.weights.length === 0) continue;
+      const values: tf.Tensor[] = [];
+      try {
+        for (const weight of layer.weights) {
+          const short = weight.originalName.split('/').pop() as string;
+          const key = torchName(layer.name, weight.originalName);
+          const array = arrays.get(key) as NpyArray;
+          const label = `${sourceOf.get(key)}:${key}`;
+          values.push(torchToTfjs(layer, weight.shape as number[], short, array, label));
+        }
+        layer.setWeights(values);
+      } finally {
+        tf.dispose(values);
+      }
+    }
+  } catch (error) {
     model.dispose();
-    throw new AdvcorrectError('ERR_MODEL', `${file} lacks ${missing.length} tensors of a ${arch}: ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ', …' : ''} (wrong --arch?)`);
-  }
-  const unexpected = [...arrays.keys()].filter((key) => !used.has(key) && !key.endsWith('.num_batches_tracked'));
-  if (unexpected.length) {
-    model.dispose();
-    throw new AdvcorrectError('ERR_MODEL', `${file} has tensors that a ${arch} does not: ${unexpected.slice(0, 6).join(', ')}${unexpected.length > 6 ? ', …' : ''} (wrong --arch?)`);
+    throw error;
   }
   const normalization = options.normalization === null ? undefined : (options.normalization ?? ARCHITECTURES[arch].normalization);
   const meta: AdvcorrectMetadata = { arch, ...(normalization ? { normalization: { mean: [...normalization.mean], std: [...normalization.std] } } : {}) };
@@ -299,6 +324,79 @@ export function checkTopology(topology: unknown, what = 'model'): void {
       throw new AdvcorrectError('ERR_UNSUPPORTED', `${what}: layer ${name} (${cls}) is channels_first; only channels_last (NHWC) models are supported`);
     }
   }
+  checkGraph(root, layers, what);
+}
+
+/**
+ * The connections of a functional topology must form a graph TensorFlow.js can build: unique layer
+ * names, inbound layers and node indices that exist, no cycle, inputs and outputs that name layers.
+ * (tfjs-layers waits forever for a node that never comes.) Sequential topologies have no links.
+ */
+function checkGraph(root: unknown, layers: LayerConfigJson[], what: string): void {
+  const bad = (message: string): never => {
+    throw new AdvcorrectError('ERR_MODEL', `${what}: model topology: ${message}`);
+  };
+  type Linked = LayerConfigJson & { name?: unknown; inbound_nodes?: unknown };
+  const linked = layers as Linked[];
+  if (!linked.some((l) => l !== null && typeof l === 'object' && l.inbound_nodes !== undefined)) return;
+  const nodeCount = new Map<string, number>();
+  for (const layer of linked) {
+    if (layer === null || typeof layer !== 'object') bad('a layer entry is not an object');
+    const name = layer.name ?? layer.config?.name;
+    if (typeof name !== 'string' || name === '') bad('a layer has no name');
+    if (nodeCount.has(name as string)) bad(`two layers are named ${name}`);
+    if (layer.config?.name !== undefined && layer.config.name !== name) bad(`layer ${name} calls itself ${String(layer.config.name)} in its config`);
+    if (!Array.isArray(layer.inbound_nodes)) bad(`layer ${name} has no inbound_nodes list`);
+    nodeCount.set(name as string, Math.max(1, (layer.inbound_nodes as unknown[]).length));
+  }
+  const edges = new Map<string, string[]>();
+  const checkRef = (ref: unknown, context: string): string => {
+    if (!Array.isArray(ref) || typeof ref[0] !== 'string') return bad(`${context}: expected [layer, node, tensor, …]`);
+    const [target, node, tensor] = ref as [string, unknown, unknown];
+    if (!nodeCount.has(target)) bad(`${context} names the unknown layer ${target}`);
+    if (!Number.isInteger(node) || (node as number) < 0 || (node as number) >= nodeCount.get(target)!)
+      bad(`${context} names node ${String(node)} of layer ${target}, which has ${nodeCount.get(target)}`);
+    if (tensor !== 0) bad(`${context} names output ${String(tensor)} of layer ${target}; supported layers have one output`);
+    return target;
+  };
+  for (const layer of linked) {
+    const name = (layer.name ?? layer.config?.name) as string;
+    const from: string[] = [];
+    for (const node of layer.inbound_nodes as unknown[]) {
+      if (!Array.isArray(node)) bad(`layer ${name}: an inbound node is not a list`);
+      for (const ref of node as unknown[]) from.push(checkRef(ref, `layer ${name}`));
+    }
+    edges.set(name, from);
+  }
+  // No cycles (iterative depth-first search).
+  const state = new Map<string, 1 | 2>();
+  for (const start of edges.keys()) {
+    if (state.has(start)) continue;
+    const stack: Array<{ name: string; next: number }> = [{ name: start, next: 0 }];
+    state.set(start, 1);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const deps = edges.get(top.name)!;
+      if (top.next < deps.length) {
+        const dep = deps[top.next++];
+        const seen = state.get(dep);
+        if (seen === 1) bad(`the layers form a cycle through ${dep}`);
+        if (seen === undefined) {
+          state.set(dep, 1);
+          stack.push({ name: dep, next: 0 });
+        }
+      } else {
+        state.set(top.name, 2);
+        stack.pop();
+      }
+    }
+  }
+  const config = (root as { config?: { input_layers?: unknown; output_layers?: unknown } })?.config;
+  for (const key of ['input_layers', 'output_layers'] as const) {
+    const list = config?.[key];
+    if (!Array.isArray(list) || list.length === 0) bad(`${key} must list at least one layer`);
+    for (const ref of list as unknown[]) checkRef(ref, key);
+  }
 }
 
 interface ModelJsonFile {
@@ -308,18 +406,41 @@ interface ModelJsonFile {
   [key: string]: unknown;
 }
 
-async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
+/** Largest model.json read (topology and manifest; the weights are in separate files). */
+export const MODEL_JSON_MAX_BYTES = 64 * 2 ** 20;
+/** Largest weights file read. */
+export const WEIGHTS_MAX_BYTES = 2 ** 31 - 1;
+
+async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig, source: string): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const buffers: ArrayBuffer[] = [];
+  if (!Array.isArray(manifest)) throw new AdvcorrectError('ERR_MODEL', `${source}: weightsManifest must be a list of groups`);
   for (const group of manifest) {
-    specs.push(...group.weights);
+    if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights))
+      throw new AdvcorrectError('ERR_MODEL', `${source}: each weightsManifest group needs 'paths' and 'weights' lists`);
+    for (const spec of group.weights) {
+      const ok =
+        spec !== null &&
+        typeof spec === 'object' &&
+        typeof spec.name === 'string' &&
+        typeof spec.dtype === 'string' &&
+        Array.isArray(spec.shape) &&
+        spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+      if (!ok) throw new AdvcorrectError('ERR_MODEL', `${source}: a weightsManifest entry needs a name, a dtype and a shape of integers ≥ 0 (got ${JSON.stringify(spec)?.slice(0, 200)})`);
+      if (spec.quantization !== undefined && (spec.quantization === null || typeof spec.quantization !== 'object'))
+        throw new AdvcorrectError('ERR_MODEL', `${source}: weight ${spec.name} has a malformed quantization entry`);
+      specs.push(spec);
+    }
     for (const rel of group.paths) {
-      const file = path.resolve(dir, rel);
+      // Weights files must stay inside the model's folder: no absolute path, no '..', no symlink out.
+      const file = await resolveInside(dir, rel, source);
       let bytes: Buffer;
       try {
-        bytes = await readFile(file);
+        bytes = await readFileCapped(file, 'weights file', WEIGHTS_MAX_BYTES);
       } catch (error) {
-        throw new AdvcorrectError('ERR_IO', `cannot read weights file ${file}: ${(error as Error).message}`, { cause: error });
+        if (error instanceof AdvcorrectError && error.code === 'ERR_IO')
+          throw new AdvcorrectError('ERR_IO', `cannot read weights file ${file}: ${error.message.replace(/^cannot read [^:]*: /, '')}`, { cause: error });
+        throw error;
       }
       buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
     }
@@ -376,24 +497,20 @@ export function diskIOHandler(target: string): tf.io.IOHandler {
     },
     async load(): Promise<tf.io.ModelArtifacts> {
       const json = await readModelJson(modelFile);
-      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, (manifest) => readWeights(dir, manifest));
+      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, (manifest) => readWeights(dir, manifest, modelFile));
     },
   };
 }
 
 async function readModelJson(file: string): Promise<ModelJsonFile> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-  }
+  const text = (await readFileCapped(file, 'model.json', MODEL_JSON_MAX_BYTES)).toString('utf8');
   let json: ModelJsonFile;
   try {
     json = JSON.parse(text) as ModelJsonFile;
   } catch (error) {
     throw new AdvcorrectError('ERR_PARSE', `${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new AdvcorrectError('ERR_MODEL', `${file} is not a model.json object`);
   const topology = json.modelTopology as { node?: unknown; class_name?: string; model_config?: unknown } | undefined;
   if (json.format === 'graph-model' || (topology && Array.isArray(topology.node))) {
     throw new AdvcorrectError(
@@ -406,7 +523,17 @@ async function readModelJson(file: string): Promise<ModelJsonFile> {
     throw new AdvcorrectError('ERR_MODEL', `${file} has no Keras model topology: not a TensorFlow.js LayersModel`);
   }
   checkTopology(topology, file);
+  // Without a manifest TensorFlow.js would build the model with freshly initialised weights.
+  if (!Array.isArray(json.weightsManifest)) throw new AdvcorrectError('ERR_MODEL', `${file} has no weightsManifest list: its weights are missing`);
   return json;
+}
+
+/** Refuses a model with a NaN or infinite weight (ERR_NON_FINITE naming the weight and the first bad index). */
+export function checkFiniteWeights(model: tfl.LayersModel, source: string): void {
+  for (const weight of model.weights) {
+    const values = weight.read().dataSync() as Float32Array;
+    checkFiniteArray(values, weight.shape as number[], `${source}: weight ${weight.originalName}`);
+  }
 }
 
 /** Why `model` does not have the weight layers of `arch` (layer names and weight shapes), or undefined if it does. */
@@ -453,6 +580,12 @@ export async function loadModel(file: string, options: { arch?: ArchName; bnStat
     // ONNX: our own graph builder (lib/models/onnx); `arch` is not needed and not checked.
     const imported = await importOnnx(file, options.inputScale === undefined ? {} : { inputScale: options.inputScale });
     const { model, inputShape, numClasses, normalization, onnx, notices } = imported;
+    try {
+      checkFiniteWeights(model, file);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
     return { model, source: 'onnx', inputShape, numClasses, ...(normalization ? { normalization } : {}), onnx, notices };
   }
   if (options.inputScale !== undefined) throw new TypeError('inputScale applies to .onnx models only');
@@ -476,6 +609,12 @@ export async function loadModel(file: string, options: { arch?: ArchName; bnStat
   } catch (error) {
     if (error instanceof AdvcorrectError) throw error;
     throw new AdvcorrectError('ERR_MODEL', `${file}: TensorFlow.js cannot load this model: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    checkFiniteWeights(model, file);
+  } catch (error) {
+    model.dispose();
+    throw error;
   }
   const meta = metadataOf(model);
   if (options.arch && meta.arch && options.arch !== meta.arch) {

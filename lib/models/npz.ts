@@ -1,7 +1,18 @@
-import { readFile } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
 import { AdvcorrectError } from '../errors.js';
-import { writeFileAtomic } from '../data/files.js';
+import { readFileCapped, writeFileAtomic } from '../data/files.js';
+
+/** Largest .npz file read (2 GiB), and the largest array an entry may inflate to. */
+export const NPZ_MAX_BYTES = 2 ** 31 - 1;
+
+/** Position of the first NaN or ±Infinity in `data`, or −1. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) return i; // NaN and ±Infinity only (v − v is 0 for every finite v)
+  }
+  return -1;
+}
 
 /** NumPy element types we read and write (little-endian, or single-byte). */
 export type NpyDtype = 'float32' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -25,7 +36,28 @@ const DESCR: Record<string, { dtype: NpyDtype; size: number }> = {
 };
 const DESCR_OF: Record<NpyDtype, string> = Object.fromEntries(Object.entries(DESCR).map(([k, v]) => [v.dtype, k])) as Record<NpyDtype, string>;
 
-/** Parses one .npy file (format versions 1, 2 and 3). */
+/**
+ * Refuses NaN and ±Infinity in an array: AdvcorrectError ERR_NON_FINITE naming it (`label`) and
+ * the first bad element by its index in `shape` (C order).
+ */
+export function checkFiniteArray(data: ArrayLike<number>, shape: readonly number[], label: string): void {
+  const at = firstNonFinite(data);
+  if (at < 0) return;
+  const index: number[] = [];
+  let rest = at;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d] || 1;
+    index.unshift(rest % size);
+    rest = Math.floor(rest / size);
+  }
+  const where = shape.length > 0 ? `[${index.join(', ')}]` : '(the scalar)';
+  throw new AdvcorrectError('ERR_NON_FINITE', `${label} holds ${data[at]} at ${where}: model weights must be finite numbers`);
+}
+
+/**
+ * Parses one .npy file (format versions 1, 2 and 3). Float arrays must hold finite numbers
+ * (ERR_NON_FINITE otherwise): every .npy we read is model weights.
+ */
 export function parseNpy(bytes: Uint8Array, what = 'npy'): NpyArray {
   const fail = (message: string): never => {
     throw new AdvcorrectError('ERR_DATA', `${what}: ${message}`);
@@ -91,6 +123,7 @@ export function parseNpy(bytes: Uint8Array, what = 'npy'): NpyArray {
       data = body;
   }
   if (fortran === 'True' && shape.length > 1) data = fortranToC(data, shape);
+  if (type.dtype === 'float32' || type.dtype === 'float64') checkFiniteArray(data as ArrayLike<number>, shape, what);
   return { dtype: type.dtype, shape, data };
 }
 
@@ -157,6 +190,16 @@ export function encodeNpy(array: NpyArray): Buffer {
 
 /** Names and raw bytes of the entries of a zip archive (stored or deflated entries). */
 export function unzip(zip: Uint8Array, what = 'zip'): Map<string, Uint8Array> {
+  try {
+    return unzipUnchecked(zip, what);
+  } catch (error) {
+    if (error instanceof AdvcorrectError) throw error;
+    // A read past the end of the buffer (an offset field that points outside the archive).
+    throw new AdvcorrectError('ERR_DATA', `${what}: corrupt zip/npz archive (${(error as Error).message})`, { cause: error });
+  }
+}
+
+function unzipUnchecked(zip: Uint8Array, what: string): Map<string, Uint8Array> {
   const fail = (message: string): never => {
     throw new AdvcorrectError('ERR_DATA', `${what}: ${message}`);
   };
@@ -213,8 +256,10 @@ export function unzip(zip: Uint8Array, what = 'zip'): Map<string, Uint8Array> {
     let data: Uint8Array;
     if (method === 0) data = raw;
     else if (method === 8) {
+      if (uncompressed > NPZ_MAX_BYTES) fail(`entry ${name} would inflate to ${uncompressed} bytes, more than the limit of ${NPZ_MAX_BYTES}`);
       try {
-        data = inflateRawSync(raw);
+        // Never more than the entry says (+1 to notice a lie): a zip bomb stops here.
+        data = inflateRawSync(raw, { maxOutputLength: Math.max(1, uncompressed + 1) });
       } catch (error) {
         return fail(`corrupt deflate data in ${name} (${(error as Error).message})`);
       }
@@ -230,19 +275,15 @@ export function parseNpz(bytes: Uint8Array, what = 'npz'): Map<string, NpyArray>
   const arrays = new Map<string, NpyArray>();
   for (const [name, data] of unzip(bytes, what)) {
     const key = name.endsWith('.npy') ? name.slice(0, -4) : name;
-    arrays.set(key, parseNpy(data, `${what}:${name}`));
+    arrays.set(key, parseNpy(data, `${what}:${key}`));
   }
   return arrays;
 }
 
 /** Reads an .npz file from disk. */
-export async function readNpz(file: string): Promise<Map<string, NpyArray>> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-  }
+export async function readNpz(file: string, options: { maxBytes?: number } = {}): Promise<Map<string, NpyArray>> {
+  if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
+  const bytes = await readFileCapped(file, '.npz file', options.maxBytes ?? NPZ_MAX_BYTES);
   return parseNpz(bytes, file);
 }
 

@@ -11,7 +11,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { activeBackend, type BackendName, initBackend } from '../backend/index.js';
 import { CIFAR10_NORMALIZATION, checkDataset, type ImageDataset, type Normalization } from '../data/datasets.js';
 import { Random } from '../data/random.js';
-import { abortError } from '../errors.js';
+import { AdvcorrectError, abortError } from '../errors.js';
+import { firstNonFinite } from './npz.js';
 
 export type TrainRecipe = 'mnist' | 'cifar10';
 export const TRAIN_RECIPES: readonly TrainRecipe[] = ['mnist', 'cifar10'];
@@ -195,6 +196,12 @@ export async function trainModel(model: tfl.LayersModel, data: ImageDataset, opt
           hits!.dispose();
           return out;
         });
+        if (!Number.isFinite(batchLoss)) {
+          throw new AdvcorrectError(
+            'ERR_NON_FINITE',
+            `training diverged in epoch ${epoch + 1}, batch ${b + 1}: the loss is ${batchLoss} (learning rate ${lr} too large?); nothing was kept`,
+          );
+        }
         lossSum += batchLoss * size;
         correct += batchCorrect;
         seen += size;
@@ -220,6 +227,7 @@ export async function trainModel(model: tfl.LayersModel, data: ImageDataset, opt
         learningRate: lr,
         seconds: (performance.now() - epochStart) / 1000,
       };
+      checkTrainedWeights(model, epoch, lr);
       if (options.validation) {
         epochStats.validation = await evaluateModel(model, options.validation, { normalization, signal });
       }
@@ -230,6 +238,20 @@ export async function trainModel(model: tfl.LayersModel, data: ImageDataset, opt
   }
   const seconds = (performance.now() - started) / 1000;
   return { backend, recipe: recipeName, epochs: stats, seconds, examplesPerSecond: examplesSeen / seconds };
+}
+
+/** Stops training whose weights left the finite numbers (the loss may still read finite on that batch). */
+function checkTrainedWeights(model: tfl.LayersModel, epoch: number, lr: number): void {
+  for (const weight of model.weights) {
+    const values = weight.read().dataSync() as Float32Array;
+    const at = firstNonFinite(values);
+    if (at >= 0) {
+      throw new AdvcorrectError(
+        'ERR_NON_FINITE',
+        `training diverged in epoch ${epoch + 1}: weight ${weight.originalName} holds ${values[at]} at flat index ${at} (learning rate ${lr} too large?); nothing was kept`,
+      );
+    }
+  }
 }
 
 /** Mean cross-entropy and accuracy of `model` on `data` in inference mode, in batches. */

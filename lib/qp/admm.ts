@@ -224,6 +224,8 @@ function nativeSettings(o: Record<string, unknown>, warm: Record<string, Float64
 function wrapNativeError(error: unknown): unknown {
   if (error instanceof TypeError || error instanceof RangeError || error instanceof AdvcorrectError) return error;
   const e = error as Error & { code?: string };
+  if (e?.code === 'ERR_NO_MEMORY') return new AdvcorrectError('ERR_NO_MEMORY', 'ADMM solver: out of memory (the native code could not allocate what this problem needs)', { cause: error });
+  if (e?.message === 'the cut pool was disposed') return new AdvcorrectError('ERR_DISPOSED', 'the cut pool was disposed: create a new CutPool', { cause: error });
   return new AdvcorrectError('ERR_NATIVE', `ADMM solver failed: ${e?.message ?? String(error)}`, { cause: error });
 }
 

@@ -80,8 +80,15 @@ function checkFiniteValues(values: Float32Array | Float64Array, name: string): v
 
 function wrapNativeError(error: unknown): unknown {
   if (error instanceof TypeError || error instanceof RangeError || error instanceof AdvcorrectError) return error;
-  const e = error as Error;
+  const e = error as Error & { code?: string };
+  if (e?.code === 'ERR_NO_MEMORY')
+    return new AdvcorrectError('ERR_NO_MEMORY', 'cut pool: out of memory (the native code could not allocate what this pool needs)', { cause: error });
+  if (e?.message === 'the cut pool was disposed') return disposedError();
   return new AdvcorrectError('ERR_NATIVE', `cut pool: ${e?.message ?? String(error)}`, { cause: error });
+}
+
+function disposedError(): AdvcorrectError {
+  return new AdvcorrectError('ERR_DISPOSED', 'the cut pool was disposed: create a new CutPool');
 }
 
 /**
@@ -136,15 +143,21 @@ export class CutPool {
       if (!any) lb = ub = undefined; // all free: no bounds
     }
     const native = loadNative();
-    this.nativeHandle = new native.CutPool(n);
+    try {
+      this.nativeHandle = new native.CutPool(n);
+    } catch (error) {
+      throw wrapNativeError(error);
+    }
     this.n = n;
     if (d) this.nativeHandle.setDiagonal(d);
     if (lb && ub) this.nativeHandle.setBounds(lb, ub);
   }
 
+  private disposed = false;
+
   /** Number of rows. */
   get size(): number {
-    return this.nativeHandle.size as number;
+    return this.call(() => this.nativeHandle.size) as number;
   }
 
   /** Appends the row lower ≤ rowᵀw ≤ upper (lower defaults to −Infinity: a cut) and returns its id. */
@@ -252,7 +265,9 @@ export class CutPool {
 
   /** Frees the native memory now (the pool is unusable afterwards). */
   dispose(): void {
+    if (this.disposed) return;
     this.call(() => this.nativeHandle.dispose());
+    this.disposed = true;
   }
 
   /**
@@ -313,6 +328,7 @@ export class CutPool {
   }
 
   private checkSolve(w0: Float64Array, options: CutPoolSolveOptions): CutPoolSolveOptions {
+    if (this.disposed) throw disposedError();
     this.checkVector(w0, 'w0');
     for (let j = 0; j < w0.length; j++) if (!Number.isFinite(w0[j])) throw new RangeError(`w0[${j}] must be finite, got ${w0[j]}`);
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
@@ -348,6 +364,7 @@ export class CutPool {
   }
 
   private call(fn: () => unknown): unknown {
+    if (this.disposed) throw disposedError();
     try {
       return fn();
     } catch (error) {

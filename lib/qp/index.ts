@@ -3,7 +3,7 @@
  * dispatch and the solvers themselves.
  */
 export * from './types.js';
-export { readQps, readQpsFile, writeQps, formatNumber, QPS_INFINITY, type ReadQpsOptions } from './qps.js';
+export { readQps, readQpsFile, writeQps, formatNumber, QPS_INFINITY, QPS_MAX_BYTES, type ReadQpsOptions } from './qps.js';
 export { writeLp, isValidLpName } from './lp-writer.js';
 export {
   readSolution,
@@ -27,6 +27,8 @@ export {
 } from './residuals.js';
 export {
   solveQp,
+  checkProblemValues,
+  crossedBounds,
   positiveDiagonal,
   cutQpToProblem,
   dumpCutQpData,

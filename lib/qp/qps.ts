@@ -8,12 +8,19 @@
  * makes the lower bound −∞ (the CPLEX/HiGHS rule). Every malformed input raises
  * AdvcorrectError('ERR_PARSE', 'FILE:LINE: …').
  */
-import { readFile } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { AdvcorrectError } from '../errors.js';
+import { formatBytes, readFileCapped } from '../data/files.js';
 import type { CscMatrix, QuadraticProgram } from './types.js';
+
+/**
+ * Largest QPS text read (after gunzip), in bytes: the longest string V8 holds (512 MiB on 64-bit
+ * Node). Larger files, and endless ones such as /dev/zero, end in ERR_TOO_LARGE.
+ */
+export const QPS_MAX_BYTES: number = Math.min(2 ** 30, bufferConstants.MAX_STRING_LENGTH);
 
 /** Magnitudes at or above this are read as infinite in RHS, RANGES and BOUNDS. */
 export const QPS_INFINITY = 1e19;
@@ -21,6 +28,21 @@ export const QPS_INFINITY = 1e19;
 export interface ReadQpsOptions {
   /** Shown in error messages as `FILE:LINE: …` (default `<input>`). */
   fileName?: string;
+  /** Largest file and largest text after gunzip, in bytes (default {@link QPS_MAX_BYTES}). */
+  maxBytes?: number;
+}
+
+function checkMaxBytes(maxBytes: unknown): number {
+  if (maxBytes === undefined) return QPS_MAX_BYTES;
+  if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes <= 0 || maxBytes > QPS_MAX_BYTES)
+    throw new RangeError(`options.maxBytes must be an integer in [1, ${QPS_MAX_BYTES}], got ${String(maxBytes)}`);
+  return maxBytes;
+}
+
+function inflateError(fileName: string, error: unknown, maxBytes: number): AdvcorrectError {
+  if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError)
+    return new AdvcorrectError('ERR_TOO_LARGE', `${fileName}: the gzipped QPS text is larger than ${formatBytes(maxBytes)}, the limit for a QPS file`, { cause: error });
+  return new AdvcorrectError('ERR_PARSE', `${fileName}: corrupt gzip data: ${(error as Error).message}`, { cause: error });
 }
 
 const gunzipAsync = promisify(gunzip);
@@ -30,19 +52,16 @@ function isGzip(data: Uint8Array): boolean {
 }
 
 /** Reads a QPS (free MPS + QUADOBJ/QMATRIX) file, gzipped or not (detected by its magic bytes). */
-export async function readQpsFile(file: string): Promise<QuadraticProgram> {
+export async function readQpsFile(file: string, options: { maxBytes?: number } = {}): Promise<QuadraticProgram> {
   if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
-  let data: Buffer;
-  try {
-    data = await readFile(file);
-  } catch (error) {
-    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-  }
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const maxBytes = checkMaxBytes(options.maxBytes);
+  let data: Buffer = await readFileCapped(file, 'QPS file', maxBytes);
   if (isGzip(data)) {
     try {
-      data = await gunzipAsync(data);
+      data = await gunzipAsync(data, { maxOutputLength: maxBytes });
     } catch (error) {
-      throw new AdvcorrectError('ERR_PARSE', `${file}: corrupt gzip data: ${(error as Error).message}`, { cause: error });
+      throw inflateError(file, error, maxBytes);
     }
   }
   return parseQps(data.toString('latin1'), file);
@@ -50,20 +69,22 @@ export async function readQpsFile(file: string): Promise<QuadraticProgram> {
 
 /** Parses QPS text (or a Buffer, gzipped or not). */
 export function readQps(source: string | Uint8Array, options: ReadQpsOptions = {}): QuadraticProgram {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const fileName = options.fileName ?? '<input>';
   if (typeof fileName !== 'string') throw new TypeError('options.fileName must be a string');
+  const maxBytes = checkMaxBytes(options.maxBytes);
   if (typeof source === 'string') return parseQps(source, fileName);
   if (!(source instanceof Uint8Array)) throw new TypeError('source must be a string or a Buffer');
   let data = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
   if (isGzip(data)) {
     try {
-      data = gunzipSync(data);
+      data = gunzipSync(data, { maxOutputLength: maxBytes });
     } catch (error) {
-      throw new AdvcorrectError('ERR_PARSE', `${fileName}: corrupt gzip data: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw inflateError(fileName, error, maxBytes);
     }
   }
+  if (data.length > maxBytes)
+    throw new AdvcorrectError('ERR_TOO_LARGE', `${fileName}: ${formatBytes(data.length)} of QPS text is more than the limit of ${formatBytes(maxBytes)}`);
   return parseQps(data.toString('latin1'), fileName);
 }
 

@@ -3,8 +3,13 @@
  * `name value` line per variable. We write `# Objective value = …` first, as Gurobi does, and
  * every value as the shortest decimal that reads back as the same double.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { AdvcorrectError } from '../errors.js';
+import { readFileCapped } from '../data/files.js';
+import { QPS_MAX_BYTES } from './qps.js';
+
+/** Largest .sol file read (the same as a QPS file's text). */
+export const SOLUTION_MAX_BYTES = QPS_MAX_BYTES;
 import { formatNumber, chooseNames } from './qps.js';
 import { isValidLpName } from './lp-writer.js';
 import type { QuadraticProgram } from './types.js';
@@ -73,7 +78,7 @@ export function readSolution(text: string, options: { fileName?: string } = {}):
       const match = OBJECTIVE_RE.exec(line);
       if (match) {
         const v = Number(match[1]);
-        if (!Number.isNaN(v)) objective = v;
+        if (Number.isFinite(v)) objective = v;
       }
       continue;
     }
@@ -81,9 +86,10 @@ export function readSolution(text: string, options: { fileName?: string } = {}):
     if (tokens.length !== 2) throw new AdvcorrectError('ERR_PARSE', `${fileName}:${lineNo}: expected 'NAME VALUE', got ${tokens.length} fields`);
     const [name, valueText] = tokens;
     if (!NUMBER_RE.test(valueText)) throw new AdvcorrectError('ERR_PARSE', `${fileName}:${lineNo}: value '${valueText}' of '${name}' is not a number`);
-    const lower = valueText.toLowerCase().replace(/^[+]/, '');
-    const value = lower === 'inf' || lower === 'infinity' ? Infinity : lower === '-inf' || lower === '-infinity' ? -Infinity : Number(valueText);
-    if (Number.isNaN(value)) throw new AdvcorrectError('ERR_PARSE', `${fileName}:${lineNo}: value of '${name}' is NaN`);
+    const value = Number(valueText);
+    // A solution is a point: 'inf', 'nan' and overflowing decimals such as 1e400 are no value of one.
+    if (!Number.isFinite(value))
+      throw new AdvcorrectError('ERR_PARSE', `${fileName}:${lineNo}: value '${valueText}' of '${name}' is not a finite number`);
     const previous = seen.get(name);
     if (previous !== undefined) throw new AdvcorrectError('ERR_PARSE', `${fileName}:${lineNo}: duplicate variable '${name}' (first on line ${previous})`);
     seen.set(name, lineNo);
@@ -96,12 +102,7 @@ export function readSolution(text: string, options: { fileName?: string } = {}):
 /** Reads a `.sol` file from disk. */
 export async function readSolutionFile(file: string): Promise<SolutionFile> {
   if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new AdvcorrectError('ERR_IO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-  }
+  const text = (await readFileCapped(file, '.sol file', SOLUTION_MAX_BYTES)).toString('utf8');
   return readSolution(text, { fileName: file });
 }
 

@@ -38,8 +38,10 @@ export interface SolveQpOptions {
 }
 
 export interface SolveQpResult extends QpResult {
-  /** The solver that ran. */
+  /** The solver that ran (the last one, when 'auto' handed over from the dual solver to ADMM). */
   solverUsed: QpSolverName;
+  /** Why the status is what it is, when the residuals alone do not say (crossed bounds, a hand-over). */
+  message?: string;
   /** Why 'auto' chose it, or why 'dual' does not apply (when 'auto' fell back to ADMM). */
   solverReason: string;
   /** Residuals and objective recomputed from the problem data by lib/qp/residuals.ts. */
@@ -106,12 +108,84 @@ function checkOptions(options: SolveQpOptions): void {
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('options.onProgress must be a function');
 }
 
+/**
+ * Every number of the problem data is a number a solver can use: P, q, A finite, no NaN bound,
+ * no bound infinite on the wrong side. RangeError naming the variable or row otherwise (every
+ * solver path checks the same way, so a NaN never reaches one of them).
+ */
+export function checkProblemValues(problem: QuadraticProgram): void {
+  const n = problem.q.length;
+  const varName = (j: number): string => problem.varNames?.[j] ?? `x${j}`;
+  const rowName = (i: number): string => problem.rowNames?.[i] ?? `row ${i}`;
+  for (let j = 0; j < n; j++) if (!Number.isFinite(problem.q[j])) throw new RangeError(`the objective coefficient of ${varName(j)} is ${problem.q[j]}, not a finite number`);
+  for (const [label, M] of [['P', problem.P], ['A', problem.A]] as const) {
+    for (let j = 0; j < n; j++) {
+      for (let p = M.colPtr[j]; p < M.colPtr[j + 1]; p++) {
+        const v = M.values[p];
+        if (Number.isFinite(v)) continue;
+        const i = M.rowIndex[p];
+        const where = label === 'P' ? `the Hessian entry (${varName(i)}, ${varName(j)})` : `the coefficient of ${varName(j)} in ${rowName(i)}`;
+        throw new RangeError(`${where} is ${v}, not a finite number`);
+      }
+    }
+  }
+  const checkSides = (lo: number, up: number, what: string): void => {
+    if (Number.isNaN(lo) || Number.isNaN(up)) throw new RangeError(`${what} has a NaN bound`);
+    if (lo === Infinity) throw new RangeError(`${what} has the lower bound +Infinity`);
+    if (up === -Infinity) throw new RangeError(`${what} has the upper bound -Infinity`);
+  };
+  for (let i = 0; i < problem.rowLower.length; i++) checkSides(problem.rowLower[i], problem.rowUpper[i], rowName(i));
+  for (let j = 0; j < n; j++) checkSides(problem.varLower[j], problem.varUpper[j], `variable ${varName(j)}`);
+}
+
+/** The first row or variable whose lower bound exceeds its upper bound, as a message, if any. */
+export function crossedBounds(problem: QuadraticProgram): { message: string; row?: number; variable?: number } | undefined {
+  for (let i = 0; i < problem.rowLower.length; i++) {
+    if (problem.rowLower[i] > problem.rowUpper[i])
+      return { row: i, message: `row ${problem.rowNames[i] ?? i} has lower bound ${problem.rowLower[i]} > upper bound ${problem.rowUpper[i]}` };
+  }
+  for (let j = 0; j < problem.q.length; j++) {
+    if (problem.varLower[j] > problem.varUpper[j])
+      return { variable: j, message: `variable ${problem.varNames[j] ?? j} has lower bound ${problem.varLower[j]} > upper bound ${problem.varUpper[j]}` };
+  }
+  return undefined;
+}
+
+/** A primal_infeasible result for bounds that contradict themselves (no solver needed). */
+function crossedResult(problem: QuadraticProgram, crossed: { message: string; row?: number; variable?: number }, solver: QpSolverName): QpResult & { message: string } {
+  const n = problem.q.length;
+  const m = problem.rowLower.length;
+  const x = new Float64Array(n);
+  for (let j = 0; j < n; j++) x[j] = Math.min(Math.max(0, problem.varLower[j]), problem.varUpper[j]);
+  const gap = crossed.row !== undefined ? problem.rowLower[crossed.row] - problem.rowUpper[crossed.row] : problem.varLower[crossed.variable!] - problem.varUpper[crossed.variable!];
+  return {
+    status: 'primal_infeasible',
+    solver,
+    x,
+    y: new Float64Array(m),
+    z: new Float64Array(n),
+    objective: NaN,
+    iterations: 0,
+    solveTimeMs: 0,
+    residuals: { primal: gap, dual: NaN, gap: NaN },
+    message: crossed.message,
+  };
+}
+
 /** Solves a convex QP with the chosen (or automatically picked) solver. */
 export async function solveQp(problem: QuadraticProgram, options: SolveQpOptions = {}): Promise<SolveQpResult> {
   checkProblemShape(problem);
+  checkProblemValues(problem);
   checkOptions(options);
   const choice = options.solver ?? 'auto';
   if (options.signal?.aborted) throw abortError(options.signal);
+  const crossed = crossedBounds(problem);
+  if (crossed) {
+    const solver: QpSolverName = choice === 'admm' ? 'admm' : 'dual';
+    const result = crossedResult(problem, crossed, solver);
+    const check = kktResiduals(problem, result.x, result.y, result.z);
+    return { ...result, solverUsed: solver, solverReason: 'no solve: the bounds contradict each other', check };
+  }
   const fit = positiveDiagonal(problem);
   let solverUsed: QpSolverName;
   let solverReason: string;
@@ -136,12 +210,33 @@ export async function solveQp(problem: QuadraticProgram, options: SolveQpOptions
     solverUsed = 'dual';
     solverReason = 'auto: the Hessian is a positive diagonal';
   }
-  const result =
+  let result =
     solverUsed === 'dual'
       ? await solveByCutPool(problem, (fit as { diagonal: Float64Array }).diagonal, options)
       : await solveByAdmm(problem, options);
-  const check = kktResiduals(problem, result.x, result.y, result.z);
-  return { ...result, solver: solverUsed, solverUsed, solverReason, check };
+  let check = kktResiduals(problem, result.x, result.y, result.z);
+  let message: string | undefined;
+  if (solverUsed === 'dual' && choice === 'auto' && result.status === 'solved_inaccurate' && !(check.primal <= inaccurateLimit(problem, options))) {
+    // The dual method stopped at a point it could not make feasible (an infeasible problem whose
+    // certificate did not verify, or one too badly conditioned): ADMM decides, with the time left.
+    message = `the dual solver ended solved_inaccurate with primal residual ${check.primal.toExponential(2)}; handed over to ADMM`;
+    const remaining = options.timeLimitMs ? Math.max(1, options.timeLimitMs - result.solveTimeMs) : undefined;
+    const dualTime = result.solveTimeMs;
+    result = await solveByAdmm(problem, { ...options, timeLimitMs: remaining });
+    result = { ...result, solveTimeMs: result.solveTimeMs + dualTime };
+    check = kktResiduals(problem, result.x, result.y, result.z);
+    solverUsed = 'admm';
+    solverReason = `${solverReason}; ${message}`;
+  }
+  return { ...result, solver: solverUsed, solverUsed, solverReason, check, ...(message ? { message } : {}) };
+}
+
+/** Largest recomputed primal residual that 'auto' accepts from a solved_inaccurate dual solve. */
+function inaccurateLimit(problem: QuadraticProgram, options: SolveQpOptions): number {
+  let scale = 1;
+  for (const bounds of [problem.rowLower, problem.rowUpper])
+    for (const b of bounds) if (Number.isFinite(b)) scale = Math.max(scale, Math.abs(b));
+  return 1e3 * (options.eps ?? DEFAULT_QP_EPS) * scale;
 }
 
 async function solveByAdmm(problem: QuadraticProgram, options: SolveQpOptions): Promise<QpResult> {
@@ -198,6 +293,7 @@ async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array,
       };
     }
   }
+  if (kept.length === 0) return boxProjection(problem, diagonal, w0, shift, performance.now() - started);
   const pool = new CutPool(n, { diagonal, lower: problem.varLower, upper: problem.varUpper });
   try {
     for (const i of kept) {
@@ -230,6 +326,35 @@ async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array,
   } finally {
     pool.dispose();
   }
+}
+
+/**
+ * The solution when no row constrains x (no rows, only free or empty rows, or no variables): with
+ * a diagonal Hessian the problem separates, and x is w₀ clipped to the variable bounds, with
+ * bound multipliers z = −D(x − w₀) (OSQP's signs: positive on an active upper bound).
+ */
+function boxProjection(problem: QuadraticProgram, diagonal: Float64Array, w0: Float64Array, shift: number, elapsedMs: number): QpResult {
+  const n = problem.q.length;
+  const x = new Float64Array(n);
+  const z = new Float64Array(n);
+  let objective = shift;
+  for (let j = 0; j < n; j++) {
+    x[j] = Math.min(Math.max(w0[j], problem.varLower[j]), problem.varUpper[j]);
+    const d = x[j] - w0[j];
+    z[j] = -diagonal[j] * d;
+    objective += 0.5 * diagonal[j] * d * d;
+  }
+  return {
+    status: 'solved',
+    solver: 'dual',
+    x,
+    y: new Float64Array(problem.rowLower.length),
+    z,
+    objective,
+    iterations: 0,
+    solveTimeMs: elapsedMs,
+    residuals: { primal: 0, dual: 0, gap: 0 },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -343,11 +343,17 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// A failed allocation while reading a problem becomes ERR_NO_MEMORY instead of an abort.
+template <Napi::Value (*Function)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  return GuardNative(info.Env(), [&] { return Function(info); });
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("admmSolve", Napi::Function::New(env, SolveAsync, "admmSolve"));
-  exports.Set("admmSolveSync", Napi::Function::New(env, SolveSync, "admmSolveSync"));
-  exports.Set("admmSolveCutPool", Napi::Function::New(env, SolveCutPoolAsync, "admmSolveCutPool"));
-  exports.Set("admmSolveCutPoolSync", Napi::Function::New(env, SolveCutPoolSync, "admmSolveCutPoolSync"));
+  exports.Set("admmSolve", Napi::Function::New(env, Guarded<SolveAsync>, "admmSolve"));
+  exports.Set("admmSolveSync", Napi::Function::New(env, Guarded<SolveSync>, "admmSolveSync"));
+  exports.Set("admmSolveCutPool", Napi::Function::New(env, Guarded<SolveCutPoolAsync>, "admmSolveCutPool"));
+  exports.Set("admmSolveCutPoolSync", Napi::Function::New(env, Guarded<SolveCutPoolSync>, "admmSolveCutPoolSync"));
   exports.Set("admmDefaults", Napi::Function::New(env, Defaults, "admmDefaults"));
 }
 

@@ -1,7 +1,9 @@
 // Runs a native computation for JS either off the main thread (Promise) or inline (for
 // worker threads), with cancellation that JS can trigger and progress forwarded to a JS
-// callback. Native exceptions become JS errors with code 'ERR_NATIVE' (lib/ wraps them
-// in AdvcorrectError).
+// callback. Native exceptions become JS errors with code 'ERR_NATIVE', and std::bad_alloc
+// one with code 'ERR_NO_MEMORY' (lib/ wraps both in AdvcorrectError). GuardNative does the
+// same conversion for bindings that run native work inline: an exception other than a
+// Napi::Error must never leave a binding, or the process aborts.
 //
 // Usage in a binding:
 //
@@ -88,6 +90,28 @@ inline Napi::Error NativeError(Napi::Env env, const std::string& message) {
   return error;
 }
 
+// An Error with code 'ERR_NO_MEMORY': an allocation of the native code failed.
+inline Napi::Error NoMemoryError(Napi::Env env) {
+  Napi::Error error = Napi::Error::New(env, "native code ran out of memory");
+  error.Set("code", Napi::String::New(env, "ERR_NO_MEMORY"));
+  return error;
+}
+
+// Runs `body` (returning a Napi::Value) and turns C++ exceptions into JS errors: bad_alloc into
+// ERR_NO_MEMORY, other std::exceptions into ERR_NATIVE. Napi::Errors pass through unchanged.
+template <typename F>
+Napi::Value GuardNative(Napi::Env env, F&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw NoMemoryError(env);
+  } catch (const std::exception& e) {
+    throw NativeError(env, e.what());
+  }
+}
+
 template <typename Result, typename Progress>
 struct JobSpec {
   // The computation. Must poll `cancel` and return promptly once it is set. Any exception it
@@ -138,6 +162,9 @@ class AsyncJob : public Napi::AsyncProgressQueueWorker<Progress> {
     };
     try {
       result_ = std::make_unique<Result>(spec_.work(*cancel_, sink));
+    } catch (const std::bad_alloc&) {
+      out_of_memory_ = true;
+      this->SetError("native code ran out of memory");
     } catch (...) {
       this->SetError(ExceptionMessage(std::current_exception()));
     }
@@ -171,6 +198,8 @@ class AsyncJob : public Napi::AsyncProgressQueueWorker<Progress> {
       deferred_.Resolve(spec_.to_js(env, *result_));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
+    } catch (const std::bad_alloc&) {
+      deferred_.Reject(NoMemoryError(env).Value());
     } catch (const std::exception& e) {
       deferred_.Reject(NativeError(env, e.what()).Value());
     }
@@ -184,7 +213,7 @@ class AsyncJob : public Napi::AsyncProgressQueueWorker<Progress> {
       deferred_.Reject(callback_error_->Value());
       return;
     }
-    deferred_.Reject(NativeError(env, error.Message()).Value());
+    deferred_.Reject(out_of_memory_ ? NoMemoryError(env).Value() : NativeError(env, error.Message()).Value());
   }
 
  private:
@@ -200,6 +229,7 @@ class AsyncJob : public Napi::AsyncProgressQueueWorker<Progress> {
   std::vector<Napi::ObjectReference> keep_alive_;
   std::unique_ptr<Result> result_;
   std::unique_ptr<Napi::ObjectReference> callback_error_;
+  bool out_of_memory_ = false;
 };
 
 }  // namespace detail
@@ -242,11 +272,13 @@ Napi::Value RunSyncJob(Napi::Env env, JobSpec<Result, Progress> spec, Napi::Valu
     result = std::make_unique<Result>(spec.work(*cancel, sink));
   } catch (const Napi::Error&) {
     throw;
+  } catch (const std::bad_alloc&) {
+    throw NoMemoryError(env);
   } catch (...) {
     throw NativeError(env, detail::ExceptionMessage(std::current_exception()));
   }
   if (callback_error) throw *callback_error;
-  return spec.to_js(env, *result);
+  return GuardNative(env, [&] { return spec.to_js(env, *result); });
 }
 
 }  // namespace advcorrect::binding

@@ -64,29 +64,32 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     return DefineClass(env, "CutPool",
                        {InstanceAccessor<&CutPoolWrap::Size>("size"),
                         InstanceAccessor<&CutPoolWrap::N>("n"),
-                        InstanceMethod<&CutPoolWrap::SetDiagonal>("setDiagonal"),
-                        InstanceMethod<&CutPoolWrap::SetBounds>("setBounds"),
-                        InstanceMethod<&CutPoolWrap::AppendDense>("appendDense"),
-                        InstanceMethod<&CutPoolWrap::AppendSparse>("appendSparse"),
-                        InstanceMethod<&CutPoolWrap::Ids>("ids"),
-                        InstanceMethod<&CutPoolWrap::Remove>("remove"),
-                        InstanceMethod<&CutPoolWrap::RemoveInactive>("removeInactive"),
-                        InstanceMethod<&CutPoolWrap::RemoveDuplicates>("removeDuplicates"),
-                        InstanceMethod<&CutPoolWrap::MemoryBytes>("memoryBytes"),
-                        InstanceMethod<&CutPoolWrap::Gram>("gram"),
-                        InstanceMethod<&CutPoolWrap::RowActivity>("rowActivity"),
-                        InstanceMethod<&CutPoolWrap::ToCsr>("toCsr"),
-                        InstanceMethod<&CutPoolWrap::Bounds>("rowBounds"),
-                        InstanceMethod<&CutPoolWrap::Dispose>("dispose"),
-                        InstanceMethod<&CutPoolWrap::SolveAsync>("solveDual"),
-                        InstanceMethod<&CutPoolWrap::SolveSync>("solveDualSync")});
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::SetDiagonal>>("setDiagonal"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::SetBounds>>("setBounds"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::AppendDense>>("appendDense"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::AppendSparse>>("appendSparse"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::Ids>>("ids"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::Remove>>("remove"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::RemoveInactive>>("removeInactive"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::RemoveDuplicates>>("removeDuplicates"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::MemoryBytes>>("memoryBytes"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::Gram>>("gram"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::RowActivity>>("rowActivity"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::ToCsr>>("toCsr"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::Bounds>>("rowBounds"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::Dispose>>("dispose"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::SolveAsync>>("solveDual"),
+                        InstanceMethod<&CutPoolWrap::Guarded<&CutPoolWrap::SolveSync>>("solveDualSync")});
   }
 
   explicit CutPoolWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CutPoolWrap>(info) {
     Napi::Env env = info.Env();
     const double n = ToNumber(env, info[0], "n");
     if (!(n >= 1) || n != std::floor(n) || n > 2147483647.0) ThrowRange(env, "n must be a positive integer");
-    pool_ = std::make_unique<cuts::CutPool>(static_cast<int>(n));
+    GuardNative(env, [&] {
+      pool_ = std::make_unique<cuts::CutPool>(static_cast<int>(n));
+      return env.Undefined();
+    });
     info.This().As<Napi::Object>().TypeTag(&kCutPoolTag);
   }
 
@@ -100,6 +103,12 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     cuts::CutPool* p = pool(env);
     if (p->busy()) throw Napi::Error::New(env, "the cut pool is in use by a running solve");
     return p;
+  }
+
+  // Every method runs through here: a failed allocation becomes ERR_NO_MEMORY, not an abort.
+  template <Napi::Value (CutPoolWrap::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value Guarded(const Napi::CallbackInfo& info) {
+    return GuardNative(info.Env(), [&] { return (this->*Method)(info); });
   }
 
   Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool(info.Env())->size()); }

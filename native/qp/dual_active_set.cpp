@@ -17,6 +17,9 @@ using Clock = std::chrono::steady_clock;
 // δ = G_pp − ‖l‖² below this fraction of G_pp means the constraint depends linearly on the
 // working set (in the D⁻¹ metric).
 constexpr double kDependentTol = 1e-13;
+// Below this relative δ a constraint that no multiplier can make room for is tested for a
+// Farkas certificate before the step (the certificate is verified, so a loose value is safe).
+constexpr double kNearlyDependentTol = 1e-8;
 // How often the iterate is recomputed from scratch before giving up on drift.
 constexpr int kMaxRefreshes = 4;
 
@@ -434,6 +437,19 @@ class DualActiveSet {
           break;
         }
         const double t_full = dependent ? kInfinity : violation / delta;
+        if (!dependent && blocking < 0 && delta <= kNearlyDependentTol * GramEntry(p, p)) {
+          // p is nearly dependent on W and nothing can leave: the full step would need a huge
+          // multiplier. Rounding may have kept δ above the dependence test on an infeasible
+          // problem (x ≥ 0, Σx ≤ −1 with n = 1000 gives δ/G_pp ≈ 7e-13); when the ray proves
+          // infeasibility, report it instead of stepping.
+          CutQpResult ray;
+          BuildCertificate(p, sign, r, 0.0, ray);
+          if (CertificateHolds(ray)) {
+            result.certificate_y = std::move(ray.certificate_y);
+            result.certificate_z = std::move(ray.certificate_z);
+            return CutQpStatus::kPrimalInfeasible;
+          }
+        }
         if (dependent && blocking < 0) {
           // No multiplier can leave and p cannot be reached: infeasible. The direction
           // (Δy_W = −sign·r, Δy_p = sign) is a Farkas ray.

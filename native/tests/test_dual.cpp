@@ -201,9 +201,30 @@ void RunInstance(const Instance& inst) {
   }
 }
 
+// x ≥ 0 and Σx ≤ −1 with D = I: the row is the sum of the bound rows, so the last bound to enter
+// is dependent on the working set, but rounding keeps δ/G_pp near 1e-12 for n in the thousands.
+// The solver must prove infeasibility (it used to take a step with a multiplier of 1e12 and end
+// solved_inaccurate).
+void RunNearlyDependentInfeasible(int n) {
+  const std::string name = "x >= 0, sum x <= -1, n=" + std::to_string(n);
+  CutPool pool(n);
+  pool.setBounds(Eigen::VectorXd::Zero(n), Eigen::VectorXd::Constant(n, kInfinity));
+  std::vector<double> ones(static_cast<size_t>(n), 1.0);
+  pool.appendDense(ones.data(), -kInfinity, -1.0);
+  Eigen::VectorXd w0 = Eigen::VectorXd::Zero(n);
+  CutQpResult r = Solve(pool, w0, false);
+  Check(r.status == CutQpStatus::kPrimalInfeasible, name + ": status " + StatusName(r.status));
+  if (r.status != CutQpStatus::kPrimalInfeasible) return;
+  Eigen::VectorXd stationarity = r.certificate_z;
+  pool.multiplyTransposeAdd(r.certificate_y.data(), 1.0, stationarity.data());
+  Check(stationarity.lpNorm<Eigen::Infinity>() < 1e-9, name + ": certificate Aᵀy+z = " + std::to_string(stationarity.lpNorm<Eigen::Infinity>()));
+  Check(r.certificate_y[0] > 0, name + ": the row multiplier is on its upper side");
+}
+
 }  // namespace
 
 int main() {
+  for (int n : {10, 300, 1000}) RunNearlyDependentInfeasible(n);
   std::vector<Instance> instances = {
       {30, 10, 1.0, false, false, false, 1},   {30, 60, 1.0, false, false, false, 2},
       {200, 150, 0.2, false, false, false, 3}, {50, 40, 0.5, true, false, false, 4},
