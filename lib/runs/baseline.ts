@@ -3,7 +3,7 @@
  * seed and offset — the same clean subset, candidate slice and X̃ (lib/runs/split.ts) — evaluated
  * like `correct` and written like it (model/, model.npz, result.json, report.html).
  */
-import { promises as fs } from 'node:fs';
+import { ensureDir } from '../data/files.js';
 import { activeBackend, initBackend } from '../backend/index.js';
 import { loadDataset, type DatasetName, type ImageDataset } from '../data/datasets.js';
 import { takeFirst } from '../data/sampling.js';
@@ -94,7 +94,7 @@ export async function runBaseline(settings: BaselineRunSettings, io: RunIo): Pro
     const draw: DrawSettings = { ...s.draw, rounds: 1 };
     const split = trainingSplit(train, draw);
     const norm = loaded.normalization;
-    await fs.mkdir(s.out, { recursive: true });
+    await ensureDir(s.out);
 
     let evaluationMs = 0;
     let before: TestEvaluation | undefined;

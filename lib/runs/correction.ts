@@ -8,7 +8,7 @@ import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
 import { activeBackend, initBackend, type BackendRequest } from '../backend/index.js';
 import { loadDataset, type DatasetName } from '../data/datasets.js';
-import { writeFileAtomic } from '../data/files.js';
+import { ensureDir, writeFileAtomic } from '../data/files.js';
 import type { ArchName } from '../models/architectures.js';
 import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
 import { loadCheckpoint, saveCheckpoint } from '../correction/checkpoint.js';
@@ -112,7 +112,7 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
   const backend = await initBackend(io.backend);
   // A model that does not load (or does not fit) is refused before anything is written.
   const loaded = await loadRunModel(s, io);
-  await fs.mkdir(s.out, { recursive: true });
+  await ensureDir(s.out);
   if (!io.resume) await writeFileAtomic(path.join(s.out, RUN_FILE), `${JSON.stringify(s, null, 2)}\n`);
   const { signal, release } = runSignal(io);
   try {
