@@ -16,7 +16,7 @@ import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 import { exportNpz, loadModel, saveModel, type LoadedModel } from '../models/io.js';
 import { evaluate, type AttackSpec } from '../attacks/index.js';
 import { generateAdversarialSet } from '../attacks/adversarial-set.js';
-import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
+import { correct, type CorrectionOutput, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
 import { loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../correction/checkpoint.js';
 import { writeFileAtomic } from '../data/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
@@ -60,6 +60,8 @@ export interface RunIo {
   resume: boolean;
   /** Reuse "before" metrics across runs with the same model and evaluation settings (bench/results.ts). */
   beforeCache?: Map<string, { metrics: TestMetrics; sweep: Map<number, number> }>;
+  /** Called with the correction's output (its front with weights) before the corrected model is evaluated and saved (bench/results.ts). */
+  onOutput?: (output: CorrectionOutput, loaded: LoadedModel, test: ImageDataset) => Promise<void>;
 }
 
 const RUN_FILE = 'run.json';
@@ -240,6 +242,7 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
       }
       throw error;
     }
+    await io.onOutput?.(output, loaded, test);
     const { model: corrected, result } = output;
     bar.finish(`${result.iterations.length} iterations, ${formatSeconds(result.totalTimeMs / 1000)}`);
 
@@ -369,7 +372,8 @@ export function addCorrectionOptions(cmd: Command): Command {
   const d = DEFAULT_CORRECTION_OPTIONS;
   return cmd
     .option('--n-adv <n>', '|X̃|: adversarial examples per round (class-balanced, most violated first)', parsePositiveInteger, d.nAdversarial)
-    .option('--omega <w>', 'ω: weight of the violation in the selection score ω·Ṽ + (1 − ω)·L̃', parseUnit, d.omega)
+    .option('--omega <w>', 'ω: weight of the violation in the score ω·Ṽ + (1 − ω)·L̃ that picks the answer from the final Pareto front (1 = most robust, 0 = the input model)', parseUnit, d.omega)
+    .option('--segment-points <n>', 'points of the segment w₀ → w* added to the final front before ω picks the answer (0 = none)', parseNonNegativeInteger, d.segmentPoints)
     .option('--delta <d>', 'δ: margin of the constraints f_j − f_y + δ ≤ 0', parseNonNegativeNumber, d.delta)
     .option('--tau <t>', 'τ: loss level η = (1 + τ)·L_clean(w₀)', parseNonNegativeNumber, d.tau)
     .option('--eta <e>', 'absolute loss level η (overrides --tau)', parsePositiveNumber)
@@ -420,6 +424,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: { model:
     maxIterations: flags.iterations as number,
     alphas: flags.alphas as number[],
     omega: flags.omega as number,
+    segmentPoints: flags.segmentPoints as number,
     rounds: flags.rounds as number,
     cutClasses: flags.cutClasses as 'all' | 'worst',
     activeTolerance: flags.activeTol as number,
