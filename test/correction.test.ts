@@ -409,13 +409,14 @@ describe('correction: the cutting-plane loop on a small real setting', function 
 describe('correction: options', () => {
   it('defaults are the documented paper-like values', () => {
     const o = resolveCorrectionOptions();
-    assert.equal(o.omega, 0.2);
+    assert.equal(o.omega, 0.5);
+    assert.equal(o.segmentPoints, 9);
     assert.equal(o.nAdversarial, 10);
     assert.equal(o.cleanSize, 2000);
     assert.deepEqual(o.attack, { eps: 0.1, stepSize: 0.01, steps: 40, randomStart: true, restarts: 1 });
     assert.deepEqual(o.alphas, [0.25, 0.5, 0.75, 1]);
     assert.equal(o.layers, 'all');
-    assert.equal(o.rounds, 1);
+    assert.equal(o.rounds, 2);
     assert.notEqual(DEFAULT_CORRECTION_OPTIONS.alphas, o.alphas, 'a copy, not the frozen default');
   });
 
