@@ -30,7 +30,7 @@ import { ParameterView } from '../lib/models/parameters.js';
 import { packageRoot } from '../lib/native.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
-import { runCorrection, type CorrectionRunSettings, type RunIo } from '../lib/cli/correct.js';
+import { runCorrection, type CorrectionRunSettings, type RunIo } from '../lib/runs/index.js';
 import { MODELS, SHIFTS, matchShift, meanSd, pctStat, robustness, shiftCurve, type Answer, type EvalSettings, type Robustness, type RunRecord, type ShiftPoint } from './study.js';
 
 function arg(name: string, fallback: string): string {

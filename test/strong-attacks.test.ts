@@ -72,6 +72,18 @@ function withRoundedInput(model: tfl.LayersModel): tfl.LayersModel {
   return tfl.model({ inputs: input, outputs: x });
 }
 
+/** The same layers as `model` followed by logits × 1000: the softmax saturates in float32, so the cross-entropy gradient is exactly zero. */
+function withSaturatedLogits(model: tfl.LayersModel): tfl.LayersModel {
+  const input = tfl.input({ shape: [28, 28, 1] });
+  let x = input;
+  for (const layer of model.layers.slice(1)) x = layer.apply(x) as tfl.SymbolicTensor;
+  const scale = tfl.layers.dense({ units: 10, useBias: false });
+  const out = scale.apply(x) as tfl.SymbolicTensor;
+  const scaled = tfl.model({ inputs: input, outputs: out });
+  scale.setWeights([tf.mul(tf.eye(10), 1000)]);
+  return scaled;
+}
+
 describe('APGD and Square schedules', function () {
   it("APGD checks its step size at the paper's checkpoints", function () {
     // p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)).
@@ -180,6 +192,21 @@ describe('APGD and Square on a small dense net trained here', function () {
     assert.equal(result.warnings[1].eps, 0.3);
     assert.ok(result.warnings[1].count >= 1);
     assert.match(result.warnings[1].message, /square attack broke \d+ examples? that every gradient attack \(fgsm, pgd-10, apgd-ce-10\) left correct/);
+  });
+
+  it('flags saturated logits (zero cross-entropy gradients) while APGD-T, scale-invariant, still breaks examples', async function () {
+    const saturated = withSaturatedLogits(model);
+    const data = takeFirst(test, 60);
+    const result = await evaluate(saturated, data, {
+      attacks: [
+        { name: 'apgd-ce', eps: 0.1, steps: 20 },
+        { name: 'apgd-t', eps: 0.1, steps: 20, targets: 3 },
+      ],
+    });
+    assert.equal(result.warnings[0]?.code, 'zero-gradients', JSON.stringify(result.warnings));
+    assert.ok(result.warnings[0].count >= 0.5 * result.clean.correct, `zero gradients at ${result.warnings[0].count} of ${result.clean.correct}`);
+    const [ce, t] = result.attacks;
+    assert.ok(t.accuracy < ce.accuracy - 0.2, `APGD-T ${t.accuracy} vs APGD-CE ${ce.accuracy} on saturated logits`);
   });
 
   it('honours an abort signal, before and during a run', async function () {

@@ -16,7 +16,10 @@ import { trainModel } from '../models/train.js';
 import { packageRoot } from '../native.js';
 import { replaceDirAtomic } from '../correction/checkpoint.js';
 import { printJson } from './common.js';
-import { addCorrectionOptions, runCorrection, settingsFromFlags, summaryTable, type RunIo } from './correct.js';
+import { runCorrection } from '../runs/index.js';
+import { addCorrectionOptions, settingsFromFlags } from './run-options.js';
+import { cliRunIo } from './run-io.js';
+import { summaryTable } from './correct.js';
 import { ProgressBar } from './progress.js';
 
 /** The authors' CNNLight weights, when the shared folder sits next to the package. */
@@ -52,7 +55,7 @@ export async function cachedBaseModel(io: { quiet: boolean; backend?: BackendReq
   return file;
 }
 
-export function registerDemo(program: Command): void {
+export function register(program: Command): void {
   const cmd = program
     .command('demo')
     .description(
@@ -70,7 +73,7 @@ export function registerDemo(program: Command): void {
     if (option.long === '--pgd-n') option.default(500);
   }
   cmd.action(async (flags: Record<string, unknown>) => {
-    const io: RunIo = { json: Boolean(flags.json), quiet: Boolean(flags.quiet), resume: false, ...(flags.backend ? { backend: flags.backend as BackendRequest } : {}) };
+    const io = cliRunIo(flags);
     const given = typeof flags.model === 'string' ? path.resolve(flags.model) : undefined;
     const model = given ?? sharedCnnLight() ?? (await cachedBaseModel(io));
     const settings = settingsFromFlags(flags, {
