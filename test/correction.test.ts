@@ -207,8 +207,8 @@ describe('correction: the cutting-plane loop on a small real setting', function 
   let clean: LabelledImages;
   let adversarial: LabelledImages;
   let createPool: (n: number) => Promise<CutPoolLike>;
-  // ω = 1: the answer is the least-violation point of the front (the full correction) in these tests.
-  const baseOptions = { delta: 1, maxIterations: 30, patience: 8, cutClasses: 'worst' as const, omega: 1 };
+  // One round (no regenerate here) and ω = 1: the answer is the least-violation point of the front (the full correction).
+  const baseOptions = { delta: 1, maxIterations: 30, patience: 8, cutClasses: 'worst' as const, omega: 1, rounds: 1 };
 
   before(async function () {
     await initBackend();
@@ -357,7 +357,7 @@ describe('correction: the cutting-plane loop on a small real setting', function 
       name: 'TypeError',
       message: 'options.rounds > 1 needs control.regenerate to make the adversarial examples of later rounds',
     });
-    await assert.rejects(correct(model, adversarial, clean, { layers: ['nope'] }, { createPool }), (e: Error) => e instanceof RangeError && /unknown layer 'nope'/.test(e.message));
+    await assert.rejects(correct(model, adversarial, clean, { layers: ['nope'], rounds: 1 }, { createPool }), (e: Error) => e instanceof RangeError && /unknown layer 'nope'/.test(e.message));
     await assert.rejects(correct({} as tfl.LayersModel, adversarial, clean), { name: 'TypeError', message: 'model must be a tf.LayersModel' });
   });
 
