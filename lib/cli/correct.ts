@@ -13,6 +13,7 @@ import { activeBackend, initBackend, type BackendRequest } from '../backend/inde
 import { DATASET_NAMES, loadDataset, normalize, type DatasetName, type ImageDataset } from '../data/datasets.js';
 import { shuffleIndices, subset, takeFirst } from '../data/sampling.js';
 import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
+import { predictLogitsAsync } from '../models/gradients.js';
 import { exportNpz, loadModel, saveModel, type LoadedModel } from '../models/io.js';
 import { evaluate, type AttackSpec } from '../attacks/index.js';
 import { generateAdversarialSet } from '../attacks/adversarial-set.js';
@@ -21,6 +22,7 @@ import { loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../correction/
 import { writeFileAtomic } from '../data/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import type { CorrectionProgress } from '../correction/types.js';
+import { ADV_SOURCES, DATASET_PRESETS, type AdvSource } from '../correction/presets.js';
 import { quantiseImages, writeReport, writeResult, type ResultDocument, type RobustnessSweep, type TestMetrics } from '../report/index.js';
 import { parseFiniteNumber, parseNonNegativeInteger, parseNonNegativeNumber, parseNumberList, parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
 import { parseArch, parseBackend, parseDatasetName, parseLabels } from './eval.js';
@@ -40,6 +42,12 @@ export interface CorrectionRunSettings {
   /** Extra offset into the permutation for X̃ (to draw other X̃ with the same seed). */
   advOffset: number;
   advLabels: 'true' | 'pred';
+  /**
+   * Which candidate images may give X̃: 'all', or only those the current model classifies correctly
+   * clean ('correct': X̃ holds real adversarial flips, not images the model gets wrong anyway).
+   * Missing in run.json files written before the option existed: 'all'.
+   */
+  advFrom?: AdvSource;
   clip: boolean;
   /** Test evaluation: first evalN test images for clean/FGSM, first pgdN for PGD (0 = skip PGD). */
   evalN: number;
@@ -127,9 +135,26 @@ function trainingSplit(train: ImageDataset, s: CorrectionRunSettings): { clean: 
   return { clean, candidates };
 }
 
+/** The candidates the model (in its input space) classifies correctly: the only sources of X̃ under `--adv-from correct`. */
+export async function correctlyClassified(model: LayersModel | LoadedModel, candidates: ImageDataset, signal?: AbortSignal): Promise<ImageDataset> {
+  const loaded = 'inputShape' in model ? model : undefined;
+  const layers = loaded ? loaded.model : (model as LayersModel);
+  const input = loaded?.normalization ? normalize(candidates.images, loaded.normalization, candidates.channels) : candidates.images;
+  const logits = await predictLogitsAsync(layers, input, { ...(signal ? { signal } : {}) });
+  const C = candidates.numClasses;
+  const keep: number[] = [];
+  for (let i = 0; i < candidates.count; i++) {
+    let best = 0;
+    for (let j = 1; j < C; j++) if (logits[i * C + j]! > logits[i * C + best]!) best = j;
+    if (best === candidates.labels[i]) keep.push(i);
+  }
+  return subset(candidates, keep, `${candidates.name}-correct`);
+}
+
 /** X̃ of one round: class-balanced, most violated first (PGD by default), exactly nAdversarial examples. */
-async function makeAdversarial(model: LayersModel | LoadedModel, candidates: ImageDataset, s: CorrectionRunSettings, round: number, signal?: AbortSignal): Promise<ImageDataset> {
+async function makeAdversarial(model: LayersModel | LoadedModel, slice: ImageDataset, s: CorrectionRunSettings, round: number, signal?: AbortSignal): Promise<ImageDataset> {
   const o = s.options;
+  const candidates = (s.advFrom ?? 'all') === 'correct' ? await correctlyClassified(model, slice, signal) : slice;
   const perClass = Math.ceil(o.nAdversarial / candidates.numClasses);
   const set = await generateAdversarialSet(model, candidates, {
     perClass,
@@ -397,6 +422,7 @@ export function addCorrectionOptions(cmd: Command): Command {
     .option('--adv-restarts <n>', 'PGD restarts for X̃', parsePositiveInteger, d.attack.restarts)
     .option('--no-adv-random-start', 'start the X̃ PGD at the clean image')
     .option('--adv-labels <which>', "X̃ attack pushes away from the true labels or the model's predictions (true|pred)", parseLabels, 'true')
+    .addOption(new Option('--adv-from <which>', 'candidates that may give X̃: all, or only those the model classifies correctly clean').choices([...ADV_SOURCES]).default('all'))
     .option('--no-clip', 'do not clip adversarial images to [0, 1] (the paper authors do not clip)')
     .option('--eval-n <n>', 'test images for the clean and FGSM evaluation', parsePositiveInteger, 10000)
     .option('--pgd-n <n>', 'test images for the PGD evaluation (0 = skip)', parseNonNegativeInteger, 1000)
@@ -409,6 +435,54 @@ export function addCorrectionOptions(cmd: Command): Command {
     .option('--backend <name>', 'tensor backend: auto, tensorflow, native, wasm, cpu', parseBackend)
     .option('--quiet', 'no progress on stderr')
     .option('--json', 'print one JSON object (result.json) on stdout');
+}
+
+/** Option keys of CorrectionOptionsInput → the commander flag that sets them. */
+const OPTION_FLAGS: Record<string, string> = {
+  delta: 'delta',
+  tau: 'tau',
+  maxIterations: 'iterations',
+  alphas: 'alphas',
+  omega: 'omega',
+  rounds: 'rounds',
+  cutSlack: 'cutSlack',
+  activeTolerance: 'activeTol',
+  layers: 'layers',
+  patience: 'patience',
+  nAdversarial: 'nAdv',
+  cleanSize: 'cleanSize',
+};
+const ATTACK_FLAGS: Record<string, string> = { eps: 'advEps', steps: 'advSteps', stepSize: 'advStepSize', restarts: 'advRestarts', randomStart: 'advRandomStart' };
+
+/**
+ * Replaces, in `flags`, every value the user left at its generic default by the data set's preset
+ * (lib/correction/presets.ts); flags given on the command line win. Returns the names it set.
+ */
+export function applyDatasetPreset(cmd: Command, flags: Record<string, unknown>, dataset: string): string[] {
+  const preset = DATASET_PRESETS[dataset];
+  if (!preset) return [];
+  const set: string[] = [];
+  const put = (flag: string, value: unknown) => {
+    if (value === undefined || cmd.getOptionValueSource(flag) !== 'default') return;
+    flags[flag] = Array.isArray(value) ? [...value] : value;
+    set.push(flag);
+  };
+  for (const [key, value] of Object.entries(preset.options)) {
+    if (key === 'attack') continue;
+    const flag = OPTION_FLAGS[key];
+    if (!flag) throw new Error(`internal: preset option ${key} has no flag`);
+    put(flag, value);
+  }
+  for (const [key, value] of Object.entries(preset.options.attack ?? {})) put(ATTACK_FLAGS[key]!, value);
+  put('advCandidates', preset.advCandidates);
+  put('advFrom', preset.advFrom);
+  put('evalEps', preset.evalEps);
+  put('pgdSteps', preset.pgdSteps);
+  put('pgdStepSize', preset.pgdStepSize);
+  put('sweep', preset.sweep);
+  put('evalN', preset.evalN);
+  put('pgdN', preset.pgdN);
+  return set;
 }
 
 /** Commander flags → run settings. */
@@ -449,6 +523,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: { model:
     advCandidates: flags.advCandidates as number,
     advOffset: flags.advOffset as number,
     advLabels: flags.advLabels as 'true' | 'pred',
+    advFrom: (flags.advFrom as AdvSource | undefined) ?? 'all',
     clip: flags.clip as boolean,
     evalN: flags.evalN as number,
     pgdN: flags.pgdN as number,
@@ -466,13 +541,19 @@ export function register(program: Command): void {
   registerDemo(program);
 }
 
+function kebab(flag: string): string {
+  return `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
 function registerCorrect(program: Command): void {
   const cmd = program
     .command('correct')
     .description(
       'Adversary correction: make X̃ by PGD on training images, find the smallest weight change that classifies X̃ correctly ' +
         'with margin δ while the clean loss stays ≤ η (cutting planes + native QPs), evaluate before/after on the test set, ' +
-        'and write model/, result.json and report.html into --out. Ctrl-C checkpoints; --resume DIR continues.',
+        'and write model/, result.json and report.html into --out. Ctrl-C checkpoints; --resume DIR continues. ' +
+        'With --dataset cifar10 the flags you do not give take the CIFAR-10 preset (X̃ at ε 2/255 from correctly classified images, ' +
+        '500 clean images, 3 rounds of 8 iterations, evaluation at ε 2/255; docs/results-cifar10.md) instead of the MNIST defaults shown below.',
     )
     .option('--model <path>', 'tfjs model.json (or its directory), or a PyTorch .npz with --arch')
     .option('--arch <arch>', `architecture of an .npz model (${ARCH_NAMES.join(', ')})`, parseArch)
@@ -493,6 +574,8 @@ function registerCorrect(program: Command): void {
       if (typeof flags.model !== 'string') throw new TypeError('--model is required (or --resume DIR)');
       if (typeof flags.out !== 'string') throw new TypeError('--out is required');
       if (flags.model.endsWith('.npz') && !flags.arch) throw new TypeError(`--arch is required for an .npz model (one of ${ARCH_NAMES.join(', ')})`);
+      const preset = applyDatasetPreset(cmd, flags, flags.dataset as string);
+      if (preset.length > 0 && !io.quiet) process.stderr.write(`${flags.dataset as string} defaults (lib/correction/presets.ts) for: ${preset.map(kebab).join(', ')}\n`);
       settings = settingsFromFlags(flags, {
         model: path.resolve(flags.model),
         ...(flags.arch ? { arch: flags.arch as ArchName } : {}),
