@@ -4,7 +4,7 @@
  * the same wall time.
  *
  *   npm run build:ts && node dist/bench/cifar10.js [--runs preset,issue,…] [--finetune preset] [--lr 1e-4]
- *        [--eval-n 1000] [--pgd-n 200] [--out DIR] [--render]
+ *        [--budget-s S] [--eval-n 1000] [--pgd-n 200] [--out DIR] [--shared DIR] [--probe] [--render]
  *
  * Every correction is the command printed in its row, run as a child process
  * (`advcorrect correct … --no-eval --json`); its run time is that command's wall time. The bench
@@ -30,6 +30,10 @@ import { evaluate } from '../lib/attacks/index.js';
 import { pgd } from '../lib/attacks/attacks.js';
 import { packageRoot } from '../lib/native.js';
 import { CIFAR10_PRESET } from '../lib/correction/presets.js';
+import { ParameterView } from '../lib/models/parameters.js';
+import { cleanLossGradient, crossEntropyFromLogits, marginsFromLogits, predictLogits } from '../lib/models/gradients.js';
+import { generateAdversarialSet } from '../lib/attacks/adversarial-set.js';
+import { correctlyClassified } from '../lib/cli/correct.js';
 
 const run = promisify(execFile);
 
@@ -65,7 +69,8 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-const shared = path.resolve(packageRoot, '..', 'shared', 'models');
+// The shared folder beside the repository (a worktree elsewhere passes --shared DIR).
+const shared = path.join(path.resolve(arg('shared', path.join(packageRoot, '..', 'shared'))), 'models');
 const modelFile = path.join(shared, 'cifar10_ResNet8_normDataAug.npz');
 const outRoot = path.resolve(arg('out', path.join(os.tmpdir(), 'advcorrect-cifar10')));
 const evalN = Number(arg('eval-n', '1000'));
@@ -79,15 +84,22 @@ const MARKER = '<!-- analysis -->';
  * The corrections of the study: extra flags after
  * `advcorrect correct --model ../shared/models/cifar10_ResNet8_normDataAug.npz --arch resnet8 --dataset cifar10`.
  */
+const BN_LAYERS = [
+  'bn1',
+  ...['layer1_0', 'layer1_1', 'layer2_0', 'layer2_1', 'layer3_0', 'layer3_1'].flatMap((b) => [`${b}_bn1`, `${b}_bn2`]),
+  'layer2_0_downsample_1',
+  'layer3_0_downsample_1',
+].join(',');
 const CONFIGS: Record<string, { flags: string[]; what: string }> = {
-  preset: { flags: [], what: 'the CIFAR-10 preset (lib/correction/presets.ts)' },
+  preset: { flags: [], what: 'the CIFAR-10 preset (lib/correction/presets.ts): X̃ at 2/255 from correctly classified candidates, 500 clean images, 3 rounds of 8 iterations' },
   issue: {
     flags: ['--adv-eps', '0.1', '--adv-steps', '40', '--adv-step-size', '0.01', '--adv-from', 'all', '--adv-candidates', '1000', '--clean-size', '2000', '--iterations', '20', '--rounds', '1'],
     what: 'the generic (MNIST) defaults, as in the issue: X̃ at ε 0.1 = 25.5/255 from all candidates, 2,000 clean images, 20 iterations, 1 round',
   },
-  'from-all': { flags: ['--adv-from', 'all'], what: 'preset, X̃ from all candidates (most violated first)' },
-  'rounds-1': { flags: ['--rounds', '1', '--iterations', '10'], what: 'preset, 1 round of 10 iterations' },
-  'delta-1': { flags: ['--delta', '1'], what: 'preset, δ = 1' },
+  'all-r1': { flags: ['--adv-from', 'all', '--adv-candidates', '1000', '--rounds', '1', '--iterations', '10'], what: 'preset, but X̃ the most violated of all 1,000 candidates, 1 round of 10 iterations' },
+  'correct-r1': { flags: ['--adv-candidates', '1000', '--rounds', '1', '--iterations', '10'], what: 'preset, 1,000 candidates, 1 round of 10 iterations' },
+  'bn-only-r1': { flags: ['--layers', BN_LAYERS, '--adv-candidates', '300', '--rounds', '1', '--iterations', '10'], what: 'preset, only the BatchNorm γ/β move (1,120 parameters), 300 candidates, 1 round of 10 iterations' },
+  'tau-0.03': { flags: ['--tau', '0.03'], what: 'preset, τ = 0.03' },
   'clean-1000': { flags: ['--clean-size', '1000'], what: 'preset, 1,000 clean images' },
 };
 
@@ -229,9 +241,55 @@ async function pgdFinetune(model: LayersModel, images: Float32Array, labels: Uin
   return { batches, epochs: examples / n, trainMs: Date.now() - started };
 }
 
+/**
+ * --probe: the facts behind the diagnosis, printed (nothing written): BatchNorm in inference mode in
+ * both the tfjs forward pass and the gradient engine (the same clean loss), the logit scale, the
+ * cost of the clean-loss passes, and the margins of the X̃ candidates under each X̃ recipe.
+ */
+async function probe(): Promise<void> {
+  const loaded = await loadModel(modelFile, { arch: 'resnet8' });
+  const train = await loadDataset('cifar10', 'train');
+  const perm = shuffleIndices(train.count, 1);
+  const clean = subset(train, perm.subarray(0, 500));
+  const x = normalize(clean.images, loaded.normalization!, 3);
+  let t = Date.now();
+  const logits = predictLogits(loaded.model, x);
+  const forwardMs = Date.now() - t;
+  const view = new ParameterView(loaded.model);
+  t = Date.now();
+  const { loss } = await cleanLossGradient(loaded.model, view, x, clean.labels);
+  const gradientMs = Date.now() - t;
+  const margins = Array.from(marginsFromLogits(logits, clean.labels, 10)).sort((a, b) => a - b);
+  let square = 0;
+  for (const v of logits) square += v * v;
+  const q = (p: number) => margins[Math.floor(p * (margins.length - 1))]!.toFixed(2);
+  console.log(`parameters moved by 'all': ${view.size} (BatchNorm: ${view.entries.filter((e) => e.name === 'gamma' || e.name === 'beta').reduce((a, e) => a + e.size, 0)} γ/β; running statistics are not trainable)`);
+  console.log(`clean loss on the 500-image clean subset: tfjs predict ${crossEntropyFromLogits(logits, clean.labels, 10).toFixed(6)}, gradient engine ${loss.toFixed(6)}`);
+  console.log(`logits: rms ${Math.sqrt(square / logits.length).toFixed(2)}; clean margin f_y − max f_j quantiles 5/25/50/75/95 %: ${[0.05, 0.25, 0.5, 0.75, 0.95].map(q).join(' / ')}`);
+  console.log(`500 clean images: forward ${forwardMs} ms, loss gradient ${gradientMs} ms (load ${os.loadavg()[0]!.toFixed(1)})`);
+  const slice = subset(train, perm.subarray(500, 700));
+  const recipes: Array<[string, number, number, number, boolean]> = [
+    ['ε 0.1 (generic), all candidates', 0.1, 40, 0.01, false],
+    ['ε 2/255, all candidates', 2 / 255, 10, 0.5 / 255, false],
+    ['ε 2/255, correctly classified candidates', 2 / 255, 10, 0.5 / 255, true],
+  ];
+  for (const [what, eps, steps, stepSize, correctOnly] of recipes) {
+    const source = correctOnly ? await correctlyClassified(loaded, slice) : slice;
+    const set = await generateAdversarialSet(loaded, source, { perClass: 1, attack: { name: 'pgd', eps, steps, stepSize, randomStart: true, restarts: 1 }, seed: 1001 });
+    const sources = subset(source, set.sourceIndex);
+    const wrongClean = Array.from(marginsFromLogits(predictLogits(loaded.model, normalize(sources.images, loaded.normalization!, 3)), sources.labels, 10)).filter((m) => m < 0).length;
+    console.log(`X̃ margins, ${what} (${source.count} candidates): ${Array.from(set.margins, (m) => m.toFixed(1)).join(' ')}; ${wrongClean} of ${set.dataset.count} misclassified already clean`);
+  }
+}
+
 async function main(): Promise<void> {
   if (!existsSync(modelFile)) {
     console.log(`skipped: ${modelFile} is absent (the authors' weights are needed)`);
+    return;
+  }
+  if (process.argv.includes('--probe')) {
+    await initBackend();
+    await probe();
     return;
   }
   if (process.argv.includes('--render')) {
@@ -242,7 +300,7 @@ async function main(): Promise<void> {
   await fs.mkdir(outRoot, { recursive: true });
   const test = await loadDataset('cifar10', 'test');
   const rows = await loadRows();
-  if (!rows.some((r) => r.kind === 'base') || process.argv.includes('--base')) {
+  if ((!rows.some((r) => r.kind === 'base') && !process.argv.includes('--finetune')) || process.argv.includes('--base')) {
     process.stderr.write('base model …\n');
     const base = await loadModel(modelFile, { arch: 'resnet8' });
     await addRow({ name: 'base model', kind: 'base', command: 'node dist/bench/cifar10.js --base', metrics: await evaluateModel(base, test), load: os.loadavg()[0]!, date: new Date().toISOString() });
@@ -293,7 +351,9 @@ async function main(): Promise<void> {
       advCandidates: number;
       advOffset: number;
     };
-    const result = JSON.parse(await fs.readFile(path.join(outRoot, finetune, 'result.json'), 'utf8')) as { wallTimeMs: number };
+    // The budget: the correction's whole wall time (X̃ included), or --budget-s when given.
+    const budgetS = arg('budget-s', '');
+    const result = budgetS ? { wallTimeMs: 1000 * Number(budgetS) } : (JSON.parse(await fs.readFile(path.join(outRoot, finetune, 'result.json'), 'utf8')) as { wallTimeMs: number });
     const train = await loadDataset('cifar10', 'train');
     const o = settings.options;
     const perm = shuffleIndices(train.count, o.seed);
@@ -311,7 +371,7 @@ async function main(): Promise<void> {
     await addRow({
       name: finetune,
       kind: 'pgd-finetune',
-      command: `node dist/bench/cifar10.js --finetune ${finetune} --lr ${lr}`,
+      command: `node dist/bench/cifar10.js --finetune ${finetune} --lr ${lr}${budgetS ? ` --budget-s ${budgetS}` : ''}`,
       metrics: await evaluateModel(loaded, test),
       runS: info.trainMs / 1000,
       batches: info.batches,
