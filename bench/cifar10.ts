@@ -33,7 +33,7 @@ import { CIFAR10_PRESET } from '../lib/correction/presets.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { cleanLossGradient, crossEntropyFromLogits, marginsFromLogits, predictLogits } from '../lib/models/gradients.js';
 import { generateAdversarialSet } from '../lib/attacks/adversarial-set.js';
-import { correctlyClassified } from '../lib/cli/correct.js';
+import { correctlyClassified } from '../lib/runs/split.js';
 
 const run = promisify(execFile);
 

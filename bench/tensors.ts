@@ -7,8 +7,12 @@
  *   --quick          a tenth of the work (a smoke run; figures noisier)
  *   --no-write       print the table, do not touch docs/
  *   --render         only re-render tensors.md from tensors.json
+ *   --only apgd      only the APGD figure (APGD-CE + APGD-T on the authors' CNN)
+ *   --shared DIR     where the authors' models are (default ../shared next to the repository;
+ *                    the APGD figure is skipped with a message when DIR/models is missing)
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +23,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { availableBackends, type BackendName, initBackend } from '../lib/backend/index.js';
 import { nativeKernels } from '../lib/backend/native-kernels.js';
 import { loadDataset, takeFirst } from '../lib/data/index.js';
-import { fgsm, pgd } from '../lib/attacks/index.js';
+import { evaluate, fgsm, pgd } from '../lib/attacks/index.js';
+import { importNpz } from '../lib/models/io.js';
 import { buildModel } from '../lib/models/architectures.js';
 import { cleanLossGradient, marginRows } from '../lib/models/gradients.js';
 import { ParameterView } from '../lib/models/parameters.js';
@@ -43,8 +48,10 @@ interface Figure {
   seconds: number;
   /** Process CPU time (all threads) spent on them: far below `seconds` when other processes held the cores. */
   cpuSeconds: number;
-  /** Forward-pass-equivalent FLOPs per unit (see flopsPerUnit). */
+  /** Forward-pass-equivalent FLOPs per unit (see flopsPerUnit); NaN when the work per unit varies (early stopping). */
   flopsPerUnit: number;
+  /** What else the run found (e.g. robust accuracies), shown after the name. */
+  note?: string;
   /** Time for the target workload at this rate, and the target. */
   workload?: { units: number; label: string; seconds: number; targetSeconds?: number };
 }
@@ -87,13 +94,50 @@ async function timeIt<T>(f: () => Promise<T>): Promise<{ value: T; seconds: numb
   return { value, seconds: (performance.now() - start) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
-async function runChild(backend: BackendName, quick: boolean): Promise<ChildReport> {
+/**
+ * APGD-CE + APGD-T (9 target classes) at ε 0.1 through evaluate() on the first 1,000 MNIST test
+ * images with the authors' CNN (the issue-9 target: ≤ 60 s on 2 cores). Random weights would not
+ * do: the attacks stop on each image once it is broken, so the time depends on the model.
+ */
+async function apgdFigure(shared: string, count: number): Promise<Figure | undefined> {
+  const file = path.join(shared, 'models', 'mnist_ConvNet_norm01.npz');
+  if (!existsSync(file)) {
+    process.stderr.write(`bench:tensors: APGD figure skipped: the authors' CNN is not at ${file} (pass --shared DIR)\n`);
+    return undefined;
+  }
+  const { model } = await importNpz(file, 'cnn');
+  const test = await loadDataset('mnist', 'test');
+  await evaluate(model, takeFirst(test, 8), { attacks: [{ name: 'apgd-ce', eps: 0.1, steps: 3 }], gradientCheck: false });
+  const data = takeFirst(test, count);
+  const t = await timeIt(() =>
+    evaluate(model, data, { attacks: [{ name: 'apgd-ce', eps: 0.1 }, { name: 'apgd-t', eps: 0.1 }], gradientCheck: false }),
+  );
+  const [ce, targeted] = t.value.attacks;
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  model.dispose();
+  return {
+    name: "APGD-CE + APGD-T (9 targets, ε 0.1), authors' CNN",
+    note: `clean ${pct(t.value.clean.accuracy)}, APGD-CE ${pct(ce.accuracy)}, APGD-T ${pct(targeted.accuracy)}, worst ${pct(t.value.worstCase.accuracy)}`,
+    arch: 'cnn',
+    rate: count / t.seconds,
+    unit: 'images/s',
+    units: count,
+    seconds: t.seconds,
+    cpuSeconds: t.cpuSeconds,
+    flopsPerUnit: Number.NaN,
+    workload: { units: 1000, label: '1,000 test images', seconds: (1000 * t.seconds) / count, targetSeconds: 60 },
+  };
+}
+
+async function runChild(backend: BackendName, quick: boolean, only: string | undefined, shared: string): Promise<ChildReport> {
   await initBackend(backend);
   const scale = WORK[backend] * (quick ? 0.1 : 1);
   const n = (full: number, min = 8) => Math.max(min, Math.round(full * scale));
+  const figures: Figure[] = [];
+  const apgd = await apgdFigure(shared, n(1000, 16));
+  if (only === 'apgd') return { backend, figures: apgd ? [apgd] : [], kernels: [] };
   const train = await loadDataset('mnist', 'train');
   const test = await loadDataset('mnist', 'test');
-  const figures: Figure[] = [];
 
   for (const arch of ['cnnlight', 'cnn'] as const) {
     const model = buildModel(arch, { seed: 1 });
@@ -192,6 +236,7 @@ async function runChild(backend: BackendName, quick: boolean): Promise<ChildRepo
     });
     model.dispose();
   }
+  if (apgd) figures.push(apgd);
   return { backend, figures, kernels: kernelTimes(quick) };
 }
 
@@ -282,11 +327,11 @@ function renderMarkdown(reports: ChildReport[], peak: { gflops1: number; gflops2
   for (const report of reports) {
     for (const f of report.figures) {
       const wl = f.workload;
-      const limit = peakGflops && wl ? fmtSeconds((wl.units * f.flopsPerUnit) / (peakGflops * 1e9)) : '';
+      const limit = peakGflops && wl && Number.isFinite(f.flopsPerUnit) ? fmtSeconds((wl.units * f.flopsPerUnit) / (peakGflops * 1e9)) : '';
       const met = wl?.targetSeconds !== undefined ? (wl.seconds <= wl.targetSeconds ? ' ✔' : ' ✘') : '';
       lines.push(
-        `| ${report.backend} | ${f.arch} | ${f.name} | ${fmtRate(f.rate)} ${f.unit} | ${f.units} in ${fmtSeconds(f.seconds)} (CPU ${fmtSeconds(f.cpuSeconds)}) | ` +
-          `${(f.flopsPerUnit / 1e6).toFixed(2)} M | ${wl?.label ?? ''} | ` +
+        `| ${report.backend} | ${f.arch} | ${f.name}${f.note ? ` (${f.note})` : ''} | ${fmtRate(f.rate)} ${f.unit} | ${f.units} in ${fmtSeconds(f.seconds)} (CPU ${fmtSeconds(f.cpuSeconds)}) | ` +
+          `${Number.isFinite(f.flopsPerUnit) ? `${(f.flopsPerUnit / 1e6).toFixed(2)} M` : 'varies'} | ${wl?.label ?? ''} | ` +
           `${wl ? `${fmtSeconds(wl.seconds)}${met} (CPU ${fmtSeconds((wl.units * f.cpuSeconds) / f.units)})` : ''} | ` +
           `${wl?.targetSeconds !== undefined ? `≤ ${fmtSeconds(wl.targetSeconds)}` : ''} | ${limit} |`,
       );
@@ -324,9 +369,14 @@ async function main(): Promise<void> {
     await writeFile(path.join(root, 'docs', 'benchmarks', 'tensors.md'), renderMarkdown(saved.reports, saved.peak, saved.meta));
     return;
   }
+  const onlyIndex = args.indexOf('--only');
+  const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
+  if (only !== undefined && only !== 'apgd') throw new RangeError(`--only takes apgd, got '${only}'`);
+  const sharedIndex = args.indexOf('--shared');
+  const shared = path.resolve(sharedIndex >= 0 ? args[sharedIndex + 1] : path.join(root, '..', 'shared'));
   const childIndex = args.indexOf('--child');
   if (childIndex >= 0) {
-    const report = await runChild(args[childIndex + 1] as BackendName, quick);
+    const report = await runChild(args[childIndex + 1] as BackendName, quick, only, shared);
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return;
   }
@@ -350,7 +400,8 @@ async function main(): Promise<void> {
   for (const backend of backends) {
     process.stderr.write(`bench:tensors: ${backend} ...\n`);
     const started = performance.now();
-    const { stdout } = await run(process.execPath, [fileURLToPath(import.meta.url), '--child', backend, ...(quick ? ['--quick'] : [])], {
+    const childArgs = ['--child', backend, '--shared', shared, ...(quick ? ['--quick'] : []), ...(only ? ['--only', only] : [])];
+    const { stdout } = await run(process.execPath, [fileURLToPath(import.meta.url), ...childArgs], {
       maxBuffer: 1 << 24,
       env: process.env,
     });
@@ -370,7 +421,8 @@ async function main(): Promise<void> {
   };
   const markdown = renderMarkdown(reports, peak, meta);
   process.stdout.write(`${markdown}\n`);
-  if (!args.includes('--no-write')) {
+  if (only) process.stderr.write('bench:tensors: --only: docs/benchmarks not written\n');
+  else if (!args.includes('--no-write')) {
     await writeFile(path.join(root, 'docs', 'benchmarks', 'tensors.md'), markdown);
     await writeFile(path.join(root, 'docs', 'benchmarks', 'tensors.json'), `${JSON.stringify({ meta, peak, reports }, null, 2)}\n`);
   }

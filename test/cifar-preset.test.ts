@@ -7,7 +7,8 @@ import { buildModel } from '../lib/models/architectures.js';
 import { predictLogits } from '../lib/models/gradients.js';
 import { DEFAULT_CORRECTION_OPTIONS } from '../lib/correction/options.js';
 import { CIFAR10_PRESET } from '../lib/correction/presets.js';
-import { addCorrectionOptions, applyDatasetPreset, correctlyClassified, settingsFromFlags } from '../lib/cli/correct.js';
+import { addCorrectionOptions, applyDatasetPreset, settingsFromFlags } from '../lib/cli/run-options.js';
+import { correctlyClassified } from '../lib/runs/split.js';
 
 function parsed(args: string[]): { cmd: Command; flags: Record<string, unknown> } {
   const cmd = addCorrectionOptions(new Command('correct').exitOverride().configureOutput({ writeErr: () => {} }));
@@ -30,6 +31,7 @@ describe('data-set presets of advcorrect correct', () => {
     assert.equal(flags.advSteps, CIFAR10_PRESET.options.attack!.steps);
     assert.equal(flags.advStepSize, CIFAR10_PRESET.options.attack!.stepSize);
     assert.equal(flags.advFrom, 'correct');
+    assert.equal(flags.omega, 1);
     assert.equal(flags.advCandidates, CIFAR10_PRESET.advCandidates);
     assert.equal(flags.evalEps, 2 / 255);
     assert.deepEqual(flags.sweep, CIFAR10_PRESET.sweep);

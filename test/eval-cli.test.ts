@@ -59,17 +59,22 @@ describe('advcorrect eval / attack (CLI)', function () {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('--json prints exactly one object; ε = 0 leaves the clean accuracy unchanged', async function () {
-    const r = await advcorrect('eval', '--model', path.join(modelDir, 'model.json'), '--dataset', 'mnist', '--n', '60', '--attack', 'fgsm,pgd', '--eps', '0,0.1', '--pgd-steps', '3', '--backend', 'cpu', '--json');
+  it('--json prints exactly one object; attacks never beat the clean accuracy', async function () {
+    const r = await advcorrect('eval', '--model', path.join(modelDir, 'model.json'), '--dataset', 'mnist', '--n', '60', '--attack', 'fgsm,pgd', '--eps', '0.001,0.1', '--pgd-steps', '3', '--backend', 'cpu', '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.backend, 'cpu');
     assert.equal(out.dataset, 'mnist');
     assert.equal(out.n, 60);
     assert.equal(out.arch, 'fc');
-    assert.deepEqual(out.attacks.map((a: { name: string; eps: number }) => `${a.name}@${a.eps}`), ['fgsm@0', 'pgd@0', 'fgsm@0.1', 'pgd@0.1']);
-    assert.equal(out.attacks[0].accuracy, out.clean.accuracy);
-    assert.equal(out.attacks[1].accuracy, out.clean.accuracy);
+    assert.deepEqual(out.attacks.map((a: { name: string; eps: number }) => `${a.name}@${a.eps}`), ['fgsm@0.001', 'pgd@0.001', 'fgsm@0.1', 'pgd@0.1']);
+    for (const a of out.attacks) {
+      assert.ok(a.accuracy <= out.clean.accuracy);
+      assert.equal(a.attacked, out.clean.correct, 'only the clean-correct examples are attacked');
+    }
+    assert.equal(out.worstCase.label, 'worst of fgsm, pgd-3 over ε 0.001, 0.1');
+    assert.deepEqual(out.worstCase.byEps.map((e: { label: string }) => e.label), ['worst of fgsm, pgd-3', 'worst of fgsm, pgd-3']);
+    assert.ok(Array.isArray(out.warnings));
     assert.equal(out.attacks[1].steps, 3);
     assert.ok(out.worstCase.accuracy <= Math.min(...out.attacks.map((a: { accuracy: number }) => a.accuracy)));
     assert.equal(typeof out.timeMs, 'number');
@@ -115,19 +120,62 @@ describe('advcorrect eval / attack (CLI)', function () {
     for (let k = 0; k < 20; k++) assert.equal(test.labels[set.sourceIndex[k]], set.dataset.labels[k]);
   });
 
+  it('runs apgd-ce, apgd-t and square with their settings, labels the worst case and prints a table', async function () {
+    const args = ['eval', '--model', modelDir, '--n', '40', '--attack', 'apgd-ce,apgd-t,square', '--eps', '0.1', '--apgd-steps', '5', '--targets', '2', '--queries', '30', '--restarts', '2', '--backend', 'cpu'];
+    const r = await advcorrect(...args, '--json', '--quiet');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    const [ce, t, sq] = out.attacks;
+    assert.deepEqual([ce.name, ce.steps, ce.restarts, ce.randomStart], ['apgd-ce', 5, 2, true]);
+    assert.deepEqual([t.name, t.steps, t.targets, t.restarts], ['apgd-t', 5, 2, 2]);
+    assert.deepEqual([sq.name, sq.queries], ['square', 30]);
+    assert.ok(sq.meanQueries >= 1 && sq.meanQueries <= 30);
+    assert.equal(out.worstCase.label, 'worst of apgd-ce-5, apgd-t-5, square-30');
+    assert.ok(out.worstCase.accuracy <= Math.min(...out.attacks.map((a: { accuracy: number }) => a.accuracy)));
+    assert.deepEqual(out.zeroGradients, { checked: out.clean.correct, count: out.zeroGradients.count });
+    assert.ok(Array.isArray(out.warnings));
+    const table = await advcorrect(...args, '--quiet');
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /apgd-t-5 ε=0\.1 +\d+\.\d\d% +\(5 iterations, 2 targets, 2 restarts each, random start\)/);
+    assert.match(table.stdout, /worst case +\d+\.\d\d% +\(worst of apgd-ce-5, apgd-t-5, square-30\)/);
+  });
+
+  it('attack saves APGD-T adversarial examples', async function () {
+    const out = path.join(dir, 'apgd-set');
+    const r = await advcorrect('attack', '--model', modelDir, '--split', 'test', '--n', '1', '--candidates', '120', '--attack', 'apgd-t', '--apgd-steps', '3', '--targets', '2', '--backend', 'cpu', '--out', out, '--json', '--quiet');
+    assert.equal(r.code, 0, r.stderr);
+    const set = await loadAdversarialSet(out);
+    assert.equal(set.dataset.count, 10);
+    assert.deepEqual(set.settings.attack, { name: 'apgd-t', eps: 0.1, steps: 3, restarts: 1, randomStart: true, targets: 2 });
+  });
+
   it('explains bad usage with a non-zero exit code', async function () {
     const noArch = await advcorrect('eval', '--model', path.join(dir, 'x.npz'), '--n', '5');
     assert.equal(noArch.code, 2);
     assert.match(noArch.stderr, /arch is required/);
     const badEps = await advcorrect('eval', '--model', modelDir, '--eps', 'abc');
-    assert.notEqual(badEps.code, 0);
-    assert.match(badEps.stderr, /expected a number, got 'abc'/);
-    const badAttack = await advcorrect('eval', '--model', modelDir, '--attack', 'cw');
-    assert.notEqual(badAttack.code, 0);
-    assert.match(badAttack.stderr, /expected a list of fgsm, pgd/);
+    assert.equal(badEps.code, 2);
+    assert.match(badEps.stderr, /expected ε values in \(0, 1\] \(pixel units\), got 'abc'/);
+    for (const eps of ['0', '-0.1', '1.5', '0.1,0']) {
+      const r = await advcorrect('eval', '--model', modelDir, '--eps', eps);
+      assert.equal(r.code, 2, `--eps ${eps}`);
+      assert.match(r.stderr, /expected ε values in \(0, 1\]/);
+    }
+    const badAttack = await advcorrect('eval', '--model', modelDir, '--attack', 'fgsm,cw');
+    assert.equal(badAttack.code, 2);
+    assert.match(badAttack.stderr, /unknown attack 'cw': expected a list of fgsm, pgd, apgd-ce, apgd-t, square \(or none\)/);
+    const out = path.join(dir, 'never-written');
+    for (const args of [['--eps', '0'], ['--eps', '2'], ['--attack', 'cw']]) {
+      const r = await advcorrect('attack', '--model', modelDir, '--out', out, ...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(existsSync(out), false, 'nothing written');
+    }
+    const attackHelp = await advcorrect('attack', '--help');
+    assert.match(attackHelp.stdout, /fgsm, pgd, apgd-ce, apgd-t, square/);
     const help = await advcorrect('eval', '--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--no-clip/);
     assert.match(help.stdout, /--pgd-step-size/);
+    for (const option of ['--apgd-steps', '--targets', '--queries', '--restarts']) assert.match(help.stdout, new RegExp(option));
   });
 });

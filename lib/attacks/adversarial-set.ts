@@ -8,6 +8,8 @@ import { readIdx, writeIdx } from '../data/idx.js';
 import { compileInputs, marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
 import type { LoadedModel } from '../models/io.js';
 import { fgsm, pgdWithMargins } from './attacks.js';
+import { apgd, APGD_DEFAULTS } from './apgd.js';
+import { square, SQUARE_DEFAULTS } from './square.js';
 import type { AttackSpec } from './evaluate.js';
 
 /** How an adversarial set was made (saved as settings.json). */
@@ -109,9 +111,18 @@ export async function generateAdversarialSet(model: LayersModel | LoadedModel, d
     margins = marginsFromLogits(await predictLogitsAsync(layers, adversarial, { signal: options.signal }), trueLabels, shape.numClasses);
   } else if (attack.name === 'pgd') {
     Object.assign(attackSettings, { steps: attack.steps ?? 40, stepSize: attack.stepSize ?? 0.01, restarts: attack.restarts ?? 1, randomStart: attack.randomStart ?? true });
-    ({ images: adversarial, margins } = await pgdWithMargins(layers, input, trueLabels, { ...common, ...attackSettings, seed }));
+    const { steps, stepSize, restarts, randomStart } = attackSettings;
+    ({ images: adversarial, margins } = await pgdWithMargins(layers, input, trueLabels, { ...common, steps, stepSize, restarts, randomStart, seed }));
+  } else if (attack.name === 'apgd-ce' || attack.name === 'apgd-t') {
+    Object.assign(attackSettings, { steps: attack.steps ?? APGD_DEFAULTS.steps, restarts: attack.restarts ?? APGD_DEFAULTS.restarts, randomStart: attack.randomStart ?? APGD_DEFAULTS.randomStart });
+    if (attack.name === 'apgd-t') attackSettings.targets = Math.min(attack.targets ?? APGD_DEFAULTS.targets, shape.numClasses - 1);
+    const loss = attack.name === 'apgd-ce' ? 'ce' : 'dlr-targeted';
+    ({ images: adversarial, margins } = await apgd(layers, input, trueLabels, { ...common, steps: attackSettings.steps, restarts: attackSettings.restarts, randomStart: attackSettings.randomStart, ...(attackSettings.targets ? { targets: attackSettings.targets } : {}), loss, seed }));
+  } else if (attack.name === 'square') {
+    attackSettings.queries = attack.queries ?? SQUARE_DEFAULTS.queries;
+    ({ images: adversarial, margins } = await square(layers, input, trueLabels, { ...common, queries: attackSettings.queries, seed }));
   } else {
-    throw new RangeError("attack.name must be 'fgsm' or 'pgd'");
+    throw new RangeError("attack.name must be one of 'fgsm', 'pgd', 'apgd-ce', 'apgd-t', 'square'");
   }
   const byClass: number[][] = Array.from({ length: dataset.numClasses }, () => []);
   for (let i = 0; i < candidates; i++) byClass[trueLabels[i]].push(i);

@@ -47,7 +47,8 @@ export interface PgdOptions extends AttackOptions {
   seed?: number;
 }
 
-interface Prepared {
+/** @internal Arguments of an attack after checking, shared by the attacks of this folder. */
+export interface Prepared {
   graph: Pick<ModelGraph, 'inputShape' | 'inputSize' | 'numClasses'>;
   full: ModelGraph | undefined;
   n: number;
@@ -63,12 +64,14 @@ interface Prepared {
   batchSize: number;
 }
 
-function checkNonNegative(value: unknown, name: string): number {
+/** @internal */
+export function checkNonNegative(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a finite number ≥ 0`);
   return value;
 }
 
-async function prepare(model: LayersModel, images: Float32Array, labels: ArrayLike<number>, options: AttackOptions): Promise<Prepared> {
+/** @internal Checks the common attack arguments and converts ε and the clip range to input units. */
+export async function prepare(model: LayersModel, images: Float32Array, labels: ArrayLike<number>, options: AttackOptions): Promise<Prepared> {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const graph = compileInputs(model);
   if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
@@ -147,28 +150,135 @@ async function prepare(model: LayersModel, images: Float32Array, labels: ArrayLi
   return { graph, full, n, channels, epsC, scaleC, lowC, highC, lossLabels, targeted, batchSize };
 }
 
+/** Losses the gradient attacks ascend (untargeted) or descend (targeted PGD/FGSM). */
+export type AttackLoss = 'ce' | 'dlr-targeted';
+
 /**
- * Gradient of Σ_b CE(f(x_b), y_b) with respect to the input batch (as a Float32Array). Runs our
- * compiled graph when the model compiles (fused padding, fewer tensors), else model.apply.
+ * @internal Gradient of Σ_b L(f(x_b)) with respect to the input batch, and the logits at x (both
+ * row-major Float32Arrays). L is the cross-entropy CE(f(x), y) with y = `labels`, or the targeted
+ * DLR loss −(f_y − f_t)/(f_π1 − (f_π3 + f_π4)/2 + 1e-12) of Croce & Hein (2020) with y = `labels`,
+ * t = `targets` and π the classes sorted by decreasing logit. The DLR coefficients (which classes
+ * are π1, π3, π4) are read from the logits of this very pass and enter the graph as constants, so
+ * the gradient is that of the loss with the ordering held fixed (the ordering is piecewise constant).
+ * Runs our compiled graph when the model compiles (fused padding, fewer tensors), else model.apply.
  */
-function inputGradient(model: LayersModel, p: Prepared, x: Float32Array, labels: Int32Array): Float32Array {
+export function lossGradient(
+  model: LayersModel,
+  p: Prepared,
+  x: Float32Array,
+  labels: Int32Array,
+  loss: AttackLoss = 'ce',
+  targets?: Int32Array,
+): { grad: Float32Array; logits: Float32Array } {
   const bsz = x.length / p.graph.inputSize;
   const classes = p.graph.numClasses;
+  let logitValues: Float32Array | undefined;
   const grad = tf.tidy(() => {
     const input = tf.tensor(x, [bsz, ...p.graph.inputShape], 'float32');
-    const target = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
-    const loss = (xs: tf.Tensor): tf.Scalar => {
+    const objective = (xs: tf.Tensor): tf.Scalar => {
       const logits = p.full ? forwardGraph(p.full, xs)[p.full.outputSlot] : (model.apply(xs, { training: false }) as tf.Tensor);
-      return tf.sub(tf.sum(tf.logSumExp(logits, 1)), tf.sum(tf.mul(logits, target))) as tf.Scalar;
+      logitValues = logits.dataSync() as Float32Array;
+      if (loss === 'ce') {
+        const target = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
+        return tf.sub(tf.sum(tf.logSumExp(logits, 1)), tf.sum(tf.mul(logits, target))) as tf.Scalar;
+      }
+      if (!targets) throw new Error('internal: the DLR-targeted loss needs targets');
+      const { numerator, denominator } = dlrCoefficients(logitValues, labels, targets, classes);
+      const num = tf.sum(tf.mul(logits, tf.tensor2d(numerator, [bsz, classes])), 1);
+      const den = tf.add(tf.sum(tf.mul(logits, tf.tensor2d(denominator, [bsz, classes])), 1), 1e-12);
+      return tf.neg(tf.sum(tf.div(num, den))) as tf.Scalar;
     };
-    return tf.grad(loss)(input);
+    return tf.grad(objective)(input);
   });
   const values = grad.dataSync() as Float32Array;
   grad.dispose();
+  return { grad: values, logits: logitValues as Float32Array };
+}
+
+/**
+ * Linear coefficients of the targeted DLR loss per example: numerator e_y − e_t (so that
+ * numeratorᵀz = z_y − z_t) and denominator e_π1 − (e_π3 + e_π4)/2, π the classes by decreasing
+ * logit (ties: lower index first). Needs at least 4 classes.
+ */
+function dlrCoefficients(logits: Float32Array, labels: Int32Array, targets: Int32Array, classes: number): { numerator: Float32Array; denominator: Float32Array } {
+  const n = labels.length;
+  const numerator = new Float32Array(n * classes);
+  const denominator = new Float32Array(n * classes);
+  const order = new Int32Array(classes);
+  for (let i = 0; i < n; i++) {
+    const row = i * classes;
+    sortByLogit(logits, row, classes, order);
+    numerator[row + labels[i]] += 1;
+    numerator[row + targets[i]] -= 1;
+    denominator[row + order[0]] += 1;
+    denominator[row + order[2]] -= 0.5;
+    denominator[row + order[3]] -= 0.5;
+  }
+  return { numerator, denominator };
+}
+
+/** Fills `order` with the classes of one logit row by decreasing logit (ties: lower index first). */
+export function sortByLogit(logits: ArrayLike<number>, row: number, classes: number, order: Int32Array): void {
+  for (let j = 0; j < classes; j++) order[j] = j;
+  order.sort((a, b) => logits[row + b] - logits[row + a] || a - b);
+}
+
+/**
+ * Per-example loss values matching {@link lossGradient} (float64 from float32 logits): the
+ * cross-entropy, or the targeted DLR loss.
+ */
+export function lossValues(logits: Float32Array, labels: Int32Array, classes: number, loss: AttackLoss = 'ce', targets?: Int32Array): Float64Array {
+  const n = labels.length;
+  const out = new Float64Array(n);
+  const order = new Int32Array(classes);
+  for (let i = 0; i < n; i++) {
+    const row = i * classes;
+    if (loss === 'ce') {
+      let max = -Infinity;
+      for (let j = 0; j < classes; j++) max = Math.max(max, logits[row + j]);
+      let sum = 0;
+      for (let j = 0; j < classes; j++) sum += Math.exp(logits[row + j] - max);
+      out[i] = max + Math.log(sum) - logits[row + labels[i]];
+    } else {
+      sortByLogit(logits, row, classes, order);
+      const t = (targets as Int32Array)[i];
+      const den = logits[row + order[0]] - (logits[row + order[2]] + logits[row + order[3]]) / 2 + 1e-12;
+      out[i] = -(logits[row + labels[i]] - logits[row + t]) / den;
+    }
+  }
+  return out;
+}
+
+/** @internal Logits of a batch (row-major), through the compiled graph when the model compiles (less overhead per call than model.predict). */
+export function forwardLogits(model: LayersModel, p: Prepared, x: Float32Array): Float32Array {
+  const bsz = x.length / p.graph.inputSize;
+  const logits = tf.tidy(() => {
+    const input = tf.tensor(x, [bsz, ...p.graph.inputShape], 'float32');
+    return p.full ? forwardGraph(p.full, input)[p.full.outputSlot] : (model.predict(input) as tf.Tensor);
+  });
+  const values = logits.dataSync() as Float32Array;
+  logits.dispose();
   return values;
 }
 
-function yieldToEventLoop(): Promise<void> {
+/** Gradient of Σ_b CE(f(x_b), y_b) with respect to the input batch (as a Float32Array). */
+function inputGradient(model: LayersModel, p: Prepared, x: Float32Array, labels: Int32Array): Float32Array {
+  return lossGradient(model, p, x, labels, 'ce').grad;
+}
+
+/**
+ * @internal A 32-bit seed for the random stream of one example in one run of an attack, so that
+ * results depend on (seed, run, example) only, not on batching or on which examples are still attacked.
+ */
+export function exampleSeed(seed: number, run: number, example: number): number {
+  let h = Math.imul((Math.trunc(seed) ^ 0x2545f491) >>> 0, 0x9e3779b1) >>> 0;
+  h = Math.imul((h ^ run) >>> 0, 0x85ebca77) >>> 0;
+  h = Math.imul((h ^ (h >>> 15) ^ example) >>> 0, 0xc2b2ae3d) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** @internal */
+export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
@@ -184,8 +294,8 @@ function signStep(x: Float32Array, g: Float32Array, alphaC: Float64Array, dir: n
   }
 }
 
-/** Per-element bounds of the feasible set: [x0 − ε, x0 + ε] ∩ clip range. */
-function bounds(x0: Float32Array, p: Prepared): { lower: Float32Array; upper: Float32Array } {
+/** @internal Per-element bounds of the feasible set: [x0 − ε, x0 + ε] ∩ clip range. */
+export function bounds(x0: Float32Array, p: Prepared): { lower: Float32Array; upper: Float32Array } {
   const lower = new Float32Array(x0.length);
   const upper = new Float32Array(x0.length);
   const C = p.channels;
@@ -302,4 +412,38 @@ export async function pgdWithMargins(model: LayersModel, images: Float32Array, l
     }
   }
   return { images: out, margins: outMargins };
+}
+
+/**
+ * Which examples have an input gradient of the cross-entropy (of `labels`, or of the predictions
+ * with `labels: 'pred'`) that is exactly zero in every entry: 1 = all zero. Such examples cannot be
+ * moved by FGSM, PGD or APGD-CE from that point; many of them are a sign of gradient masking
+ * (saturated softmax, non-differentiable or flat layers). Costs one gradient pass (as FGSM).
+ */
+export async function zeroGradientExamples(
+  model: LayersModel,
+  images: Float32Array,
+  labels: ArrayLike<number>,
+  options: Pick<AttackOptions, 'labels' | 'normalization' | 'batchSize' | 'signal'> = {},
+): Promise<Uint8Array> {
+  const p = await prepare(model, images, labels, { ...options, eps: 0 });
+  const d = p.graph.inputSize;
+  const out = new Uint8Array(p.n);
+  for (let start = 0; start < p.n; start += p.batchSize) {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    const end = Math.min(p.n, start + p.batchSize);
+    const g = inputGradient(model, p, images.subarray(start * d, end * d), p.lossLabels.subarray(start, end));
+    for (let r = 0; r < end - start; r++) {
+      let zero = 1;
+      for (let e = r * d; e < (r + 1) * d; e++) {
+        if (g[e] !== 0) {
+          zero = 0;
+          break;
+        }
+      }
+      out[start + r] = zero;
+    }
+    await yieldToEventLoop();
+  }
+  return out;
 }

@@ -4,13 +4,22 @@ import path from 'node:path';
 import { initBackend, type BackendRequest } from '../backend/index.js';
 import { DATASET_NAMES, type DatasetName, type Split } from '../data/datasets.js';
 import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
-import { generateAdversarialSet, saveAdversarialSet, type AttackSpec } from '../attacks/index.js';
-import { parseNonNegativeInteger, parseNonNegativeNumber, parsePositiveInteger, printJson } from './common.js';
-import { addAttackSettingOptions, addRunOptions, loadModelAndData, parseArch, parseDatasetName, parseSplit } from './eval.js';
+import { ATTACK_NAMES, generateAdversarialSet, saveAdversarialSet, type AttackName } from '../attacks/index.js';
+import { parseEps, parseNonNegativeInteger, parsePositiveInteger, printJson, usageErrorsExitTwo } from './common.js';
+import {
+  addAttackSettingOptions,
+  addRunOptions,
+  attackSpecFromFlags,
+  loadModelAndData,
+  parseArch,
+  parseAttackName,
+  parseDatasetName,
+  parseSplit,
+  type AttackSettingFlags,
+} from './eval.js';
 import { ProgressBar } from './progress.js';
-import { InvalidArgumentError } from 'commander';
 
-interface AttackFlags {
+interface AttackFlags extends AttackSettingFlags {
   model: string;
   arch?: ArchName;
   bnStats?: string;
@@ -18,14 +27,8 @@ interface AttackFlags {
   split: Split;
   n: number;
   out: string;
-  attack: 'fgsm' | 'pgd';
+  attack: AttackName;
   eps: number;
-  pgdSteps: number;
-  pgdStepSize: number;
-  restarts: number;
-  randomStart: boolean;
-  clip: boolean;
-  labels: 'true' | 'pred';
   offset: number;
   candidates?: number;
   sort: boolean;
@@ -34,11 +37,6 @@ interface AttackFlags {
   backend?: BackendRequest;
   json?: boolean;
   quiet?: boolean;
-}
-
-function parseAttackName(value: string): 'fgsm' | 'pgd' {
-  if (value !== 'fgsm' && value !== 'pgd') throw new InvalidArgumentError(`expected fgsm or pgd, got '${value}'`);
-  return value;
 }
 
 export function register(program: Command): void {
@@ -55,22 +53,20 @@ export function register(program: Command): void {
     .option('--dataset <name>', `data set (${DATASET_NAMES.join(', ')})`, parseDatasetName, 'mnist')
     .option('--split <split>', 'train or test', parseSplit, 'train')
     .option('--n <n>', 'adversarial examples kept per class', parsePositiveInteger, 10)
-    .option('--attack <name>', 'fgsm or pgd', parseAttackName, 'pgd')
-    .option('--eps <eps>', 'L∞ radius in pixel units', parseNonNegativeNumber, 0.1)
+    .option('--attack <name>', `attack: ${ATTACK_NAMES.join(', ')}`, parseAttackName, 'pgd')
+    .option('--eps <eps>', 'L∞ radius in pixel units, in (0, 1]', parseEps, 0.1)
     .option('--offset <i>', 'first example of the split attacked', parseNonNegativeInteger, 0)
     .option('--candidates <m>', 'how many examples (from --offset) are attacked to choose from (default 100 per class kept, at most the rest of the split)', parsePositiveInteger)
     .option('--no-sort', 'keep data set order within each class instead of most violated first');
   addAttackSettingOptions(command);
   addRunOptions(command);
+  usageErrorsExitTwo(command);
   command.action(async (flags: AttackFlags) => {
     const started = Date.now();
     const backend = await initBackend(flags.backend);
     const candidates = flags.candidates ?? flags.n * 100;
     const { loaded, data } = await loadModelAndData({ ...flags, n: candidates });
-    const attack: AttackSpec =
-      flags.attack === 'fgsm'
-        ? { name: 'fgsm', eps: flags.eps }
-        : { name: 'pgd', eps: flags.eps, steps: flags.pgdSteps, stepSize: flags.pgdStepSize, restarts: flags.restarts, randomStart: flags.randomStart };
+    const attack = attackSpecFromFlags(flags.attack, flags.eps, flags);
     const controller = new AbortController();
     const onSigint = (): void => controller.abort(new Error('interrupted (SIGINT)'));
     process.once('SIGINT', onSigint);

@@ -1,7 +1,7 @@
 /**
  * `advcorrect demo`: the main job in one command. CNNLight on MNIST — the paper authors' weights
  * when ../shared/models is present (or --model PATH), otherwise a base model trained once here and
- * cached — corrected with 10 PGD adversarial examples at ω = 0.2; prints the before/after table and
+ * cached — corrected with the correction defaults (2 rounds of 10 PGD examples, ω = 0.5); prints the before/after table and
  * where the report is. Evaluates on the first 2,000 test images (PGD on 500) to stay within minutes.
  */
 import { existsSync } from 'node:fs';
@@ -16,7 +16,10 @@ import { trainModel } from '../models/train.js';
 import { packageRoot } from '../native.js';
 import { replaceDirAtomic } from '../correction/checkpoint.js';
 import { printJson } from './common.js';
-import { addCorrectionOptions, runCorrection, settingsFromFlags, summaryTable, type RunIo } from './correct.js';
+import { runCorrection } from '../runs/index.js';
+import { addCorrectionOptions, settingsFromFlags } from './run-options.js';
+import { cliRunIo } from './run-io.js';
+import { summaryTable } from './correct.js';
 import { ProgressBar } from './progress.js';
 
 /** The authors' CNNLight weights, when the shared folder sits next to the package. */
@@ -52,11 +55,11 @@ export async function cachedBaseModel(io: { quiet: boolean; backend?: BackendReq
   return file;
 }
 
-export function registerDemo(program: Command): void {
+export function register(program: Command): void {
   const cmd = program
     .command('demo')
     .description(
-      "Correct CNNLight on MNIST with 10 adversarial examples (ω = 0.2) and print the before/after table: the authors' weights from ../shared/models " +
+      "Correct CNNLight on MNIST with the correction defaults (2 rounds of 10 adversarial examples, ω = 0.5) and print the before/after table: the authors' weights from ../shared/models " +
         'when present (or --model), otherwise a base model trained once and cached. Evaluates on the first 2,000 test images (PGD-40 on 500).',
     )
     .option('--model <path>', 'CNNLight model.json or .npz (default: the shared authors\u2019 weights, else a cached trained model)')
@@ -70,7 +73,7 @@ export function registerDemo(program: Command): void {
     if (option.long === '--pgd-n') option.default(500);
   }
   cmd.action(async (flags: Record<string, unknown>) => {
-    const io: RunIo = { json: Boolean(flags.json), quiet: Boolean(flags.quiet), resume: false, ...(flags.backend ? { backend: flags.backend as BackendRequest } : {}) };
+    const io = cliRunIo(flags);
     const given = typeof flags.model === 'string' ? path.resolve(flags.model) : undefined;
     const model = given ?? sharedCnnLight() ?? (await cachedBaseModel(io));
     const settings = settingsFromFlags(flags, {

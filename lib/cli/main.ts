@@ -19,8 +19,10 @@ type CommandModule = { register(program: Command): void };
 // Each module registers the commands named here. Only the module of the command being run is
 // imported (the tensor commands load TensorFlow.js, which costs seconds); --help loads them all.
 const commandModules: Record<string, () => Promise<CommandModule>> = {
-  demo: () => import('./correct.js'),
+  demo: () => import('./demo.js'),
   correct: () => import('./correct.js'),
+  baseline: () => import('./baseline.js'),
+  compare: () => import('./compare.js'),
   eval: () => import('./eval.js'),
   attack: () => import('./attack.js'),
   train: () => import('./train.js'),
@@ -40,7 +42,10 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   if (error instanceof CommanderError) {
-    process.exitCode = error.exitCode;
+    // A bad command line (unknown option, invalid value, missing argument) exits with 2 like the
+    // argument errors below; help and version keep commander's own codes.
+    const usage = error.exitCode === 1 && !['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(error.code);
+    process.exitCode = usage ? 2 : error.exitCode;
     return;
   }
   if (error instanceof AdvcorrectError) {

@@ -6,7 +6,7 @@
  * reader can check the plot against result.json.
  */
 import { encodePng } from './png.js';
-import type { ResultDocument, TestMetrics } from './result.js';
+import { isBaselineDocument, type BaselineDocument, type ResultDocument, type RunDocument, type TestMetrics } from './result.js';
 
 const COLORS = { before: '#8a8f98', after: '#1f6fd1', chosen: '#d1291f', pool: '#1f6fd1', candidate: '#c3c8cf', eta: '#d18a1f' };
 
@@ -203,7 +203,7 @@ export function convergenceSvg(result: ResultDocument): string {
 }
 
 /** Accuracy vs ε before and after (from the sweep), with the headline FGSM/PGD points. */
-export function robustnessSvg(result: ResultDocument): string {
+export function robustnessSvg(result: Pick<RunDocument, 'before' | 'after' | 'sweep'>): string {
   const points = result.sweep?.points ?? [];
   const eps = points.map((p) => p.eps).concat(0, result.before.fgsm.eps, result.before.pgd.eps);
   const axes = new Axes([0, Math.max(...eps) * 1.05 || 0.1], [0, 1.02]);
@@ -222,7 +222,7 @@ export function robustnessSvg(result: ResultDocument): string {
     const m = result[key] as TestMetrics;
     const marks =
       `<rect class="fgsm-${key}" x="${(axes.px(m.fgsm.eps) - 4).toFixed(1)}" y="${(axes.py(m.fgsm.accuracy) - 4).toFixed(1)}" width="8" height="8" fill="none" stroke="${color}" data-eps="${attr(m.fgsm.eps)}" data-accuracy="${attr(m.fgsm.accuracy)}"><title>${key}: FGSM ε ${m.fgsm.eps}: ${pct(m.fgsm.accuracy)}</title></rect>` +
-      `<path class="pgd-${key}" d="M${axes.px(m.pgd.eps).toFixed(1)},${(axes.py(m.pgd.accuracy) - 5).toFixed(1)} l5,9 h-10 z" fill="none" stroke="${color}" data-eps="${attr(m.pgd.eps)}" data-accuracy="${attr(m.pgd.accuracy)}"><title>${key}: PGD-${m.pgd.steps} ε ${m.pgd.eps}: ${pct(m.pgd.accuracy)}</title></path>`;
+(Number.isFinite(m.pgd.accuracy) ?       `<path class="pgd-${key}" d="M${axes.px(m.pgd.eps).toFixed(1)},${(axes.py(m.pgd.accuracy) - 5).toFixed(1)} l5,9 h-10 z" fill="none" stroke="${color}" data-eps="${attr(m.pgd.eps)}" data-accuracy="${attr(m.pgd.accuracy)}"><title>${key}: PGD-${m.pgd.steps} ε ${m.pgd.eps}: ${pct(m.pgd.accuracy)}</title></path>` : '');
     return line + dots + marks;
   };
   parts.push(series('before'), series('after'));
@@ -271,18 +271,43 @@ export function examplesSvg(result: ResultDocument): string {
   });
 }
 
-function metricsTable(result: ResultDocument): string {
-  const row = (name: string, b: number, a: number) => {
-    const d = (a - b) * 100;
-    return `<tr><td>${escapeHtml(name)}</td><td>${pct(b)}</td><td>${pct(a)}</td><td class="${d >= 0 ? 'ok' : 'bad'}">${d >= 0 ? '+' : ''}${d.toFixed(1)} pp</td></tr>`;
-  };
-  const { before, after, evaluation } = result;
+/** One row per measured figure: the worst case first, then clean and each attack. */
+export function metricRows(before: TestMetrics, after: TestMetrics, evaluation: RunDocument['evaluation']): Array<{ name: string; before: number; after: number; headline?: boolean }> {
+  const rows: Array<{ name: string; before: number; after: number; headline?: boolean }> = [];
+  const worst = after.worstCase ?? before.worstCase;
+  if (worst) rows.push({ name: `${worst.label} ε ${after.fgsm.eps} (n = ${worst.n})`, before: before.worstCase?.accuracy ?? Number.NaN, after: after.worstCase?.accuracy ?? Number.NaN, headline: true });
+  rows.push({ name: `clean (n = ${evaluation.n})`, before: before.clean.accuracy, after: after.clean.accuracy });
+  const list = after.attacks ?? before.attacks;
+  if (list) {
+    for (const a of list) {
+      const b = before.attacks?.find((x) => x.label === a.label);
+      const f = after.attacks?.find((x) => x.label === a.label);
+      rows.push({ name: `${a.label.toUpperCase()} ε ${a.eps} (n = ${a.n})`, before: b?.accuracy ?? Number.NaN, after: f?.accuracy ?? Number.NaN });
+    }
+  } else {
+    rows.push({ name: `FGSM ε ${before.fgsm.eps} (n = ${evaluation.n})`, before: before.fgsm.accuracy, after: after.fgsm.accuracy });
+    rows.push({ name: `PGD-${before.pgd.steps} ε ${before.pgd.eps} (n = ${evaluation.pgdN})`, before: before.pgd.accuracy, after: after.pgd.accuracy });
+  }
+  return rows;
+}
+
+function metricsTable(result: RunDocument): string {
+  const rows = metricRows(result.before, result.after, result.evaluation).map((r) => {
+    const d = (r.after - r.before) * 100;
+    const change = Number.isFinite(d) ? `${d >= 0 ? '+' : ''}${d.toFixed(1)} pp` : 'n/a';
+    const cells = `<td>${escapeHtml(r.name)}</td><td>${pct(r.before)}</td><td>${pct(r.after)}</td><td class="${d >= 0 ? 'ok' : 'bad'}">${change}</td>`;
+    return r.headline ? `<tr class="headline">${cells}</tr>` : `<tr>${cells}</tr>`;
+  });
+  const { evaluation } = result;
+  const warnings = [...(result.before.warnings ?? []).map((w) => ({ ...w, when: 'before' })), ...(result.after.warnings ?? []).map((w) => ({ ...w, when: 'after' }))];
+  const warningList = warnings.length
+    ? `<ul class="warnings">${warnings.map((w) => `<li><b>${escapeHtml(w.when)}: ${escapeHtml(w.code)}</b> (${w.count} images): ${escapeHtml(w.message)}</li>`).join('')}</ul>`
+    : '';
   return (
     `<table class="metrics"><thead><tr><th>${escapeHtml(evaluation.split)} set</th><th>before</th><th>after</th><th>change</th></tr></thead><tbody>` +
-    row(`clean (n = ${evaluation.n})`, before.clean.accuracy, after.clean.accuracy) +
-    row(`FGSM ε ${before.fgsm.eps} (n = ${evaluation.n})`, before.fgsm.accuracy, after.fgsm.accuracy) +
-    row(`PGD-${before.pgd.steps} ε ${before.pgd.eps} (n = ${evaluation.pgdN})`, before.pgd.accuracy, after.pgd.accuracy) +
-    `</tbody></table>`
+    rows.join('') +
+    `</tbody></table>` +
+    warningList
   );
 }
 
@@ -327,12 +352,14 @@ circle.chosen{fill:none;stroke:${COLORS.chosen};stroke-width:2.5}
 polyline{fill:none;stroke-width:2}.line-after{stroke:${COLORS.after}}.line-before{stroke:${COLORS.before}}
 .dot-after{fill:${COLORS.after}}
 text.ok{fill:#17803d}text.bad{fill:#b3261e}
+tr.headline td{font-weight:600;background:#eef4fc}ul.warnings{color:#8a4b00}
 table.log td{font-variant-numeric:tabular-nums;font-size:12px}
 details{margin:8px 0}pre{background:#f5f7fa;padding:8px;overflow:auto;font-size:12px}
 `;
 
-/** Renders the whole page. */
-export function renderReport(result: ResultDocument): string {
+/** Renders the whole page (a correction's or a baseline's). */
+export function renderReport(result: RunDocument): string {
+  if (isBaselineDocument(result)) return renderBaselineReport(result);
   const model = typeof result.settings.model === 'string' ? result.settings.model : 'model';
   const title = `advcorrect report — ${model}`;
   const settings = JSON.stringify({ settings: result.settings, options: result.options, evaluation: result.evaluation }, null, 2);
@@ -369,4 +396,47 @@ export function renderReport(result: ResultDocument): string {
     '</html>',
     '',
   ].join('\n');
+}
+
+function page(title: string, body: string[]): string {
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<title>${escapeHtml(title)}</title>`,
+    `<style>${STYLE}</style>`,
+    '</head>',
+    '<body>',
+    `<h1>${escapeHtml(title)}</h1>`,
+    ...body,
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+/** The page of a baseline run: metrics, what the method did, the ε sweep, the settings. */
+export function renderBaselineReport(result: BaselineDocument): string {
+  const model = typeof result.settings.model === 'string' ? result.settings.model : 'model';
+  const items: Array<[string, string]> = [
+    ['method', result.method],
+    ...Object.entries(result.methodSettings).map(([k, v]): [string, string] => [k, typeof v === 'number' ? fmt(v, 4) : JSON.stringify(v)]),
+    ...Object.entries(result.methodResult).map(([k, v]): [string, string] => [k, typeof v === 'number' ? fmt(v, 4) : JSON.stringify(v)]),
+    ['‖w − w₀‖', `${fmt(result.distance, 4)} (relative ${fmt(result.relativeDistance, 4)})`],
+    ['method time', `${fmt(result.methodTimeMs / 1000, 1)} s (without the evaluation)`],
+    ['backend', result.backend],
+  ];
+  const settings = JSON.stringify({ method: result.method, methodSettings: result.methodSettings, settings: result.settings, evaluation: result.evaluation }, null, 2);
+  return page(`advcorrect baseline ${result.method} — ${model}`, [
+    `<p class="sub">Baseline <b>${escapeHtml(result.method)}</b> on ${escapeHtml(String(result.settings.dataset ?? ''))}; created ${escapeHtml(result.createdAt)}.</p>`,
+    '<h2>Test metrics</h2>',
+    metricsTable(result),
+    `<dl class="summary">${items.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>`,
+    '<h2>Robust accuracy against ε</h2>',
+    `<div class="plots">${robustnessSvg(result)}</div>`,
+    '<h2>Settings</h2>',
+    `<details><summary>All settings</summary><pre>${escapeHtml(settings)}</pre></details>`,
+  ]);
 }

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../data/files.js';
 import { renderReport } from './html.js';
-import type { ResultDocument } from './result.js';
+import type { RunDocument } from './result.js';
 
 /** Renders and writes `<dir>/report.html` atomically; returns its path. */
-export async function writeReport(dir: string, result: ResultDocument): Promise<string> {
+export async function writeReport(dir: string, result: RunDocument): Promise<string> {
   const file = path.join(dir, 'report.html');
   await writeFileAtomic(file, renderReport(result));
   return file;
