@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetName } from '../data/datasets.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import { APGD_DEFAULTS, SQUARE_DEFAULTS } from '../attacks/index.js';
+import { ADV_SOURCES, DATASET_PRESETS, type AdvSource } from '../correction/presets.js';
 import { metricRows, type RunDocument } from '../report/index.js';
 import { DEFAULT_EVALUATION_ATTACKS, EVALUATION_ATTACKS, type CorrectionRunSettings, type DrawSettings, type EvaluationSettings, type ModelSettings } from '../runs/index.js';
 import { parseFiniteNumber, parseNonNegativeInteger, parseNonNegativeNumber, parseNumberList, parsePositiveInteger, parsePositiveNumber } from './common.js';
@@ -57,7 +58,8 @@ export function parseAttackList(value: string): string[] {
 export function addMethodOptions(cmd: Command): Command {
   const d = DEFAULT_CORRECTION_OPTIONS;
   return cmd
-    .option('--omega <w>', 'ω: weight of the violation in the selection score ω·Ṽ + (1 − ω)·L̃', parseUnit, d.omega)
+    .option('--omega <w>', 'ω: weight of the violation in the score ω·Ṽ + (1 − ω)·L̃ that picks the answer from the final Pareto front (1 = the least violation, 0 = the least clean loss)', parseUnit, d.omega)
+    .option('--segment-points <n>', 'points of the segment w₀ → w* added to the final front before ω picks the answer (0 = none)', parseNonNegativeInteger, d.segmentPoints)
     .option('--delta <d>', 'δ: margin of the constraints f_j − f_y + δ ≤ 0', parseNonNegativeNumber, d.delta)
     .option('--tau <t>', 'τ: loss level η = (1 + τ)·L_clean(w₀)', parseNonNegativeNumber, d.tau)
     .option('--eta <e>', 'absolute loss level η (overrides --tau)', parsePositiveNumber)
@@ -92,6 +94,7 @@ export function addDrawOptions(cmd: Command): Command {
     .option('--adv-restarts <n>', 'PGD restarts for X̃', parsePositiveInteger, d.attack.restarts)
     .option('--no-adv-random-start', 'start the X̃ PGD at the clean image')
     .option('--adv-labels <which>', "X̃ attack pushes away from the true labels or the model's predictions (true|pred)", parseLabels, 'true')
+    .addOption(new Option('--adv-from <which>', 'candidates that may give X̃: all, or only those the model classifies correctly clean').choices([...ADV_SOURCES]).default('all'))
     .option('--no-clip', 'do not clip adversarial images to [0, 1] (the paper authors do not clip)');
 }
 
@@ -130,6 +133,61 @@ export function addCorrectionOptions(cmd: Command): Command {
   return addIoOptions(cmd);
 }
 
+/** Option keys of CorrectionOptionsInput → the commander flag that sets them. */
+const OPTION_FLAGS: Record<string, string> = {
+  delta: 'delta',
+  tau: 'tau',
+  maxIterations: 'iterations',
+  alphas: 'alphas',
+  omega: 'omega',
+  segmentPoints: 'segmentPoints',
+  rounds: 'rounds',
+  cutClasses: 'cutClasses',
+  cutSlack: 'cutSlack',
+  activeTolerance: 'activeTol',
+  layers: 'layers',
+  patience: 'patience',
+  nAdversarial: 'nAdv',
+  cleanSize: 'cleanSize',
+};
+const ATTACK_FLAGS: Record<string, string> = { eps: 'advEps', steps: 'advSteps', stepSize: 'advStepSize', restarts: 'advRestarts', randomStart: 'advRandomStart' };
+
+/**
+ * Replaces, in `flags`, every value the user left at its generic default by the data set's preset
+ * (lib/correction/presets.ts); flags given on the command line win. Returns the flags it set.
+ */
+export function applyDatasetPreset(cmd: Command, flags: Record<string, unknown>, dataset: string): string[] {
+  const preset = DATASET_PRESETS[dataset];
+  if (!preset) return [];
+  const set: string[] = [];
+  const put = (flag: string, value: unknown) => {
+    if (value === undefined || cmd.getOptionValueSource(flag) !== 'default') return;
+    flags[flag] = Array.isArray(value) ? [...value] : value;
+    set.push(flag);
+  };
+  for (const [key, value] of Object.entries(preset.options)) {
+    if (key === 'attack') continue;
+    const flag = OPTION_FLAGS[key];
+    if (!flag) throw new Error(`internal: preset option ${key} has no flag`);
+    put(flag, value);
+  }
+  for (const [key, value] of Object.entries(preset.options.attack ?? {})) put(ATTACK_FLAGS[key]!, value);
+  put('advCandidates', preset.advCandidates);
+  put('advFrom', preset.advFrom);
+  put('evalEps', preset.evalEps);
+  put('pgdSteps', preset.pgdSteps);
+  put('pgdStepSize', preset.pgdStepSize);
+  put('sweep', preset.sweep);
+  put('evalN', preset.evalN);
+  put('pgdN', preset.pgdN);
+  return set;
+}
+
+/** `--adv-eps` → what the user types: `--adv-eps`. */
+export function flagName(flag: string): string {
+  return `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
 /** Flags → the split and X̃ settings. */
 export function drawFromFlags(flags: Record<string, unknown>, rounds = 1): DrawSettings {
   return {
@@ -146,6 +204,7 @@ export function drawFromFlags(flags: Record<string, unknown>, rounds = 1): DrawS
     advCandidates: flags.advCandidates as number,
     advOffset: flags.advOffset as number,
     advLabels: flags.advLabels as 'true' | 'pred',
+    advFrom: (flags.advFrom as AdvSource | undefined) ?? 'all',
     clip: flags.clip as boolean,
     rounds,
   };
@@ -179,6 +238,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSet
     maxIterations: flags.iterations as number,
     alphas: flags.alphas as number[],
     omega: flags.omega as number,
+    segmentPoints: flags.segmentPoints as number,
     rounds: flags.rounds as number,
     cutClasses: flags.cutClasses as 'all' | 'worst',
     activeTolerance: flags.activeTol as number,
@@ -203,6 +263,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSet
     advCandidates: draw.advCandidates,
     advOffset: draw.advOffset,
     advLabels: draw.advLabels,
+    advFrom: draw.advFrom ?? 'all',
     clip: draw.clip,
     evalN: e.evalN,
     pgdN: e.pgdN,

@@ -14,6 +14,7 @@ import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages 
 import { loadCheckpoint, saveCheckpoint } from '../correction/checkpoint.js';
 import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import type { CorrectionProgress } from '../correction/types.js';
+import type { AdvSource } from '../correction/presets.js';
 import { quantiseImages, type ResultDocument, type RobustnessSweep } from '../report/index.js';
 import { checkModelFitsData, drawAdversarial, inputSpace, pixelSpace, trainingSplit, type DrawSettings } from './split.js';
 import { DEFAULT_EVALUATION_ATTACKS, describeEvaluation, evaluateOnTest, notEvaluated, type EvaluationSettings, type TestEvaluation } from './evaluation.js';
@@ -32,6 +33,8 @@ export interface CorrectionRunSettings extends ModelSettings {
   /** Extra offset into the permutation for X̃ (to draw other X̃ with the same seed). */
   advOffset: number;
   advLabels: 'true' | 'pred';
+  /** Which candidates may give X̃ (DrawSettings.advFrom); missing in run.json files older than the option: 'all'. */
+  advFrom?: AdvSource;
   clip: boolean;
   /** Test evaluation: first evalN test images for clean/FGSM, first pgdN for the iterative attacks (0 = skip them). */
   evalN: number;
@@ -64,6 +67,7 @@ export function drawSettingsOf(s: CorrectionRunSettings): DrawSettings {
     advCandidates: s.advCandidates,
     advOffset: s.advOffset,
     advLabels: s.advLabels,
+    advFrom: s.advFrom ?? 'all',
     clip: s.clip,
     rounds: o.rounds,
   };
@@ -198,6 +202,7 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
       }
       throw error;
     }
+    await io.onOutput?.(output, loaded, test);
     const { model: corrected, result } = output;
     progress?.finish(result);
 

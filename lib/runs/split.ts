@@ -9,6 +9,8 @@ import { normalize, type ImageDataset, type Normalization } from '../data/datase
 import { shuffleIndices, subset } from '../data/sampling.js';
 import type { LoadedModel } from '../models/io.js';
 import { generateAdversarialSet } from '../attacks/adversarial-set.js';
+import { predictLogitsAsync } from '../models/gradients.js';
+import type { AdvSource } from '../correction/presets.js';
 
 /** How a run splits the training set and draws X̃ (the part `correct` and the baselines share). */
 export interface DrawSettings {
@@ -25,6 +27,11 @@ export interface DrawSettings {
   /** Extra offset into the permutation for the candidates (another draw of X̃). */
   advOffset: number;
   advLabels: 'true' | 'pred';
+  /**
+   * Which candidates may give X̃: 'all', or only those the current model classifies correctly clean
+   * ('correct': X̃ holds real adversarial flips, not images the model gets wrong anyway). Default 'all'.
+   */
+  advFrom?: AdvSource;
   clip: boolean;
   /** Rounds that each take one candidate slice. */
   rounds: number;
@@ -52,8 +59,25 @@ export function trainingSplit(train: ImageDataset, s: DrawSettings): TrainingSpl
   return { clean, candidates };
 }
 
+/** The candidates (pixel space) that the model classifies correctly clean, in order: the only sources of X̃ under `advFrom: 'correct'`. */
+export async function correctlyClassified(model: LayersModel | LoadedModel, candidates: ImageDataset, signal?: AbortSignal): Promise<ImageDataset> {
+  const loaded = 'inputShape' in model ? model : undefined;
+  const layers = loaded ? loaded.model : (model as LayersModel);
+  const input = inputSpace(candidates.images, loaded?.normalization, candidates.channels);
+  const logits = await predictLogitsAsync(layers, input, { ...(signal ? { signal } : {}) });
+  const C = candidates.numClasses;
+  const keep: number[] = [];
+  for (let i = 0; i < candidates.count; i++) {
+    let best = 0;
+    for (let j = 1; j < C; j++) if (logits[i * C + j]! > logits[i * C + best]!) best = j;
+    if (best === candidates.labels[i]) keep.push(i);
+  }
+  return subset(candidates, keep, `${candidates.name}-correct`);
+}
+
 /** X̃ of one round: class-balanced, most violated first (PGD), exactly nAdversarial examples, in pixel space. */
-export async function drawAdversarial(model: LayersModel | LoadedModel, candidates: ImageDataset, s: DrawSettings, round: number, signal?: AbortSignal): Promise<ImageDataset> {
+export async function drawAdversarial(model: LayersModel | LoadedModel, slice: ImageDataset, s: DrawSettings, round: number, signal?: AbortSignal): Promise<ImageDataset> {
+  const candidates = (s.advFrom ?? 'all') === 'correct' ? await correctlyClassified(model, slice, signal) : slice;
   const perClass = Math.ceil(s.nAdversarial / candidates.numClasses);
   const a = s.attack;
   const set = await generateAdversarialSet(model, candidates, {
