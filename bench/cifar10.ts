@@ -119,7 +119,7 @@ async function loadRows(): Promise<Row[]> {
 }
 
 async function addRow(row: Row): Promise<void> {
-  const rows = (await loadRows()).filter((r) => !(r.name === row.name && r.kind === row.kind));
+  const rows = (await loadRows()).filter((r) => !(r.name === row.name && r.kind === row.kind && r.lr === row.lr));
   rows.push(row);
   await fs.writeFile(runsFile, `${JSON.stringify(rows, null, 1)}\n`);
   await render(rows);
