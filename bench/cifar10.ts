@@ -91,7 +91,7 @@ const BN_LAYERS = [
   'layer3_0_downsample_1',
 ].join(',');
 const CONFIGS: Record<string, { flags: string[]; what: string }> = {
-  preset: { flags: [], what: 'the CIFAR-10 preset (lib/correction/presets.ts): X̃ at 2/255 from correctly classified candidates, 500 clean images, 3 rounds of 8 iterations' },
+  preset: { flags: [], what: 'the CIFAR-10 preset (lib/correction/presets.ts): X̃ at 2/255 from correctly classified candidates, 200 candidates, 500 clean images, 3 rounds of 8 iterations (ω 1 since the merge of the ω work; the recorded row ran before it, with ω 0.2)' },
   issue: {
     flags: ['--adv-eps', '0.1', '--adv-steps', '40', '--adv-step-size', '0.01', '--adv-from', 'all', '--adv-candidates', '1000', '--clean-size', '2000', '--iterations', '20', '--rounds', '1'],
     what: 'the generic (MNIST) defaults, as in the issue: X̃ at ε 0.1 = 25.5/255 from all candidates, 2,000 clean images, 20 iterations, 1 round',
@@ -119,7 +119,7 @@ async function loadRows(): Promise<Row[]> {
 }
 
 async function addRow(row: Row): Promise<void> {
-  const rows = (await loadRows()).filter((r) => !(r.name === row.name && r.kind === row.kind));
+  const rows = (await loadRows()).filter((r) => !(r.name === row.name && r.kind === row.kind && r.lr === row.lr));
   rows.push(row);
   await fs.writeFile(runsFile, `${JSON.stringify(rows, null, 1)}\n`);
   await render(rows);
