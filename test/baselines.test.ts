@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../lib/backend/index.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
@@ -10,7 +11,7 @@ import { takeFirst } from '../lib/data/sampling.js';
 import { buildModel } from '../lib/models/architectures.js';
 import { loadModel, saveModel, type LoadedModel } from '../lib/models/io.js';
 import { ParameterView } from '../lib/models/parameters.js';
-import { accuracy, biasShift, correctness, finetune, findShiftTarget, pgdFinetune } from '../lib/baselines/index.js';
+import { accuracy, biasShift, correctness, finetune, findShiftTarget, pgdFinetune, trainStep } from '../lib/baselines/index.js';
 import { drawAdversarial, trainingSplit, type DrawSettings } from '../lib/runs/index.js';
 import { packageRoot } from '../lib/native.js';
 
@@ -127,6 +128,33 @@ describe('baselines: library on real MNIST', function () {
     assert.ok(r.trainTimeMs <= r.budgetMs + r.maxBatchMs, `${r.trainTimeMs} ms ≤ ${r.budgetMs} + ${r.maxBatchMs}`);
     assert.ok(r.adversarialLossAfter < r.adversarialLossBefore, `adversarial loss ${r.adversarialLossBefore} → ${r.adversarialLossAfter}`);
     loaded.model.dispose();
+  });
+});
+
+describe('baselines: training keeps BatchNorm in inference mode, as the correction does', function () {
+  it('trainStep moves γ/β and the other weights but never the running statistics', async () => {
+    await initBackend();
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 1], filters: 4, kernelSize: 3, padding: 'same', useBias: false }),
+        tfl.layers.batchNormalization(),
+        tfl.layers.activation({ activation: 'relu' }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 3 }),
+      ],
+    });
+    const bn = model.layers[1]!;
+    const stats = () => bn.getWeights().slice(2).map((t) => Array.from(t.dataSync()));
+    const trainable = () => model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+    const statsBefore = stats();
+    const weightsBefore = trainable();
+    const images = Float32Array.from({ length: 6 * 64 }, (_, i) => ((i * 7919) % 97) / 97);
+    const labels = Int32Array.from([0, 1, 2, 0, 1, 2]);
+    const optimizer = tf.train.adam(0.05);
+    for (let k = 0; k < 3; k++) trainStep(model, optimizer, images, labels, [8, 8, 1], 3);
+    assert.deepEqual(stats(), statsBefore, 'the moving mean/variance changed');
+    const weightsAfter = trainable();
+    assert.ok(weightsAfter.every((w, i) => w.some((v, j) => v !== weightsBefore[i]![j])), 'some trainable weight (γ, β among them) did not move');
   });
 });
 

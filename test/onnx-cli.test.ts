@@ -171,7 +171,7 @@ describe('ONNX models through the CLI', function () {
     const file = path.join(fixtures, 'mnist_bn.onnx');
     const out = path.join(tmp, 'run');
     const result = await advcorrect(
-      'correct', '--model', file, '--dataset', 'mnist', '--n-adv', '4', '--iterations', '3', '--tau', '1', '--clean-size', '200',
+      'correct', '--model', file, '--dataset', 'mnist', '--n-adv', '4', '--iterations', '3', '--rounds', '1', '--omega', '1', '--tau', '1', '--clean-size', '200',
       '--adv-candidates', '100', '--adv-steps', '10', '--no-eval', '--out', out, '--quiet', '--json',
     );
     assert.equal(result.code, 0, result.stderr);

@@ -71,7 +71,7 @@ export function trainStep(model: LayersModel, optimizer: tf.Optimizer, images: F
   return tf.tidy(() => {
     const x = tf.tensor4d(images, [labels.length, ...shape]);
     const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses);
-    const cost = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(oneHot, model.apply(x, { training: true }) as tf.Tensor2D) as tf.Scalar, true, variables) as tf.Scalar;
+    const cost = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(oneHot, model.apply(x, { training: false }) as tf.Tensor2D) as tf.Scalar, true, variables) as tf.Scalar;
     return cost.dataSync()[0]!;
   });
 }
