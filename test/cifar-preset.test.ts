@@ -9,6 +9,8 @@ import { DEFAULT_CORRECTION_OPTIONS } from '../lib/correction/options.js';
 import { CIFAR10_PRESET } from '../lib/correction/presets.js';
 import { addCorrectionOptions, applyDatasetPreset, settingsFromFlags } from '../lib/cli/run-options.js';
 import { correctlyClassified } from '../lib/runs/split.js';
+import { drawSettingsOf, evaluationSettingsOf } from '../lib/runs/index.js';
+import { baselineSettingsFromFlags, register as registerBaseline } from '../lib/cli/baseline.js';
 
 function parsed(args: string[]): { cmd: Command; flags: Record<string, unknown> } {
   const cmd = addCorrectionOptions(new Command('correct').exitOverride().configureOutput({ writeErr: () => {} }));
@@ -45,6 +47,24 @@ describe('data-set presets of advcorrect correct', () => {
     assert.equal(settings.options.attack.steps, 10);
     assert.equal(settings.advFrom, 'correct');
     assert.equal(settings.evalEps, 2 / 255);
+  });
+
+  it('baseline takes the same preset, so its X̃, clean subset and evaluation are those of correct', async () => {
+    const program = new Command().exitOverride();
+    registerBaseline(program);
+    const baseline = program.commands.find((c) => c.name() === 'baseline')!;
+    baseline.exitOverride().configureOutput({ writeErr: () => {} }).action(() => {});
+    await program.parseAsync(['baseline', '--method', 'finetune', '--model', 'm.npz', '--arch', 'resnet8', '--dataset', 'cifar10', '--out', 'o'], { from: 'user' });
+    const bFlags = baseline.opts();
+    const set = applyDatasetPreset(baseline, bFlags, 'cifar10');
+    // Correction-only options are not baseline flags and are left out, the draw and evaluation ones are set.
+    assert.ok(!set.includes('omega') && !set.includes('iterations') && !set.includes('rounds'), set.join());
+    const b = baselineSettingsFromFlags(bFlags);
+    const { cmd, flags } = parsed([]);
+    applyDatasetPreset(cmd, flags, 'cifar10');
+    const c = settingsFromFlags(flags, { model: 'm.npz', out: 'o', dataset: 'cifar10' });
+    assert.deepEqual({ ...b.draw, rounds: 0 }, { ...drawSettingsOf(c), rounds: 0 });
+    assert.deepEqual(b.evaluation, evaluationSettingsOf(c, c.options.seed));
   });
 
   it('mnist (no preset) keeps the generic defaults', () => {

@@ -11,7 +11,7 @@ import type { BaselineDocument } from '../report/index.js';
 import { runBaseline, type BaselineRunSettings } from '../runs/index.js';
 import { addModelOptions, modelLoadOptions, parsePositiveInteger, parsePositiveNumber, printJson, type ModelFlags } from './common.js';
 import { parseDatasetName } from './eval.js';
-import { addDrawOptions, addEvaluationOptions, addIoOptions, drawFromFlags, evaluationFromFlags, metricsText, parseUnit } from './run-options.js';
+import { addDrawOptions, addEvaluationOptions, addIoOptions, applyDatasetPreset, drawFromFlags, flagName, evaluationFromFlags, metricsText, parseUnit } from './run-options.js';
 import { cliRunIo } from './run-io.js';
 
 function parseMethod(value: string): BaselineMethod {
@@ -104,8 +104,12 @@ export function register(program: Command): void {
   addDrawOptions(cmd);
   addEvaluationOptions(cmd);
   addIoOptions(cmd).action(async (flags: Record<string, unknown>) => {
+    // The same data-set preset as `correct` (X̃ recipe, clean subset, evaluation), so that a baseline
+    // runs on exactly the data the correction of the same flags used.
+    const preset = applyDatasetPreset(cmd, flags, flags.dataset as string);
     const settings = baselineSettingsFromFlags(flags);
     const io = cliRunIo(flags);
+    if (preset.length > 0 && !io.quiet) process.stderr.write(`${flags.dataset as string} defaults (lib/correction/presets.ts) for: ${preset.map(flagName).join(', ')}\n`);
     const doc = await runBaseline(settings, io);
     if (io.json) printJson(doc);
     else process.stdout.write(`${baselineSummary(doc, settings.out)}\n`);
