@@ -16,6 +16,7 @@ import {
 import { decodeBundle, encodeBundle, loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../lib/correction/checkpoint.js';
 import { writeFileAtomic } from '../lib/data/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions } from '../lib/correction/options.js';
+import { chooseAnswer } from '../lib/correction/selection.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
 import { cleanLoss, margins } from '../lib/models/gradients.js';
 import type { QpResult } from '../lib/qp/types.js';
@@ -206,7 +207,8 @@ describe('correction: the cutting-plane loop on a small real setting', function 
   let clean: LabelledImages;
   let adversarial: LabelledImages;
   let createPool: (n: number) => Promise<CutPoolLike>;
-  const baseOptions = { delta: 1, maxIterations: 30, patience: 8, cutClasses: 'worst' as const };
+  // ω = 1: the answer is the least-violation point of the front (the full correction) in these tests.
+  const baseOptions = { delta: 1, maxIterations: 30, patience: 8, cutClasses: 'worst' as const, omega: 1 };
 
   before(async function () {
     await initBackend();
@@ -359,6 +361,39 @@ describe('correction: the cutting-plane loop on a small real setting', function 
     await assert.rejects(correct({} as tfl.LayersModel, adversarial, clean), { name: 'TypeError', message: 'model must be a tf.LayersModel' });
   });
 
+  it('ω moves the answer along the final front: a smaller ω gives another model with more violation and less clean loss', async () => {
+    const options = { ...baseOptions };
+    const full = await correct(model, adversarial, clean, options, { createPool });
+    const partial = await correct(model, adversarial, clean, { ...options, omega: 0.3 }, { createPool });
+    try {
+      // Each answer is the documented pick from its own run's front.
+      for (const run of [full, partial]) {
+        assert.ok(run.result.pool.some((p) => p.id === run.result.chosen.id));
+        assert.equal(chooseAnswer(run.front, run.result.options.omega, run.result.eta).chosen.id, run.result.chosen.id);
+        assert.ok(run.result.cleanLossAfter <= run.result.eta);
+        // The closing segment was evaluated and recorded.
+        assert.equal(run.result.candidates.filter((c) => c.segment).length, 1 + DEFAULT_CORRECTION_OPTIONS.segmentPoints);
+      }
+      const a = full.result.chosen;
+      const b = partial.result.chosen;
+      assert.notEqual(a.distance, b.distance);
+      assert.ok(b.violation > a.violation, `V ${b.violation} at ω 0.3 > ${a.violation} at ω 1`);
+      assert.ok(b.cleanLoss < a.cleanLoss, `L ${b.cleanLoss} at ω 0.3 < ${a.cleanLoss} at ω 1`);
+      // The returned models differ, and each holds its chosen point (checked on the model itself).
+      const wa = weightsOf(full.model);
+      const wb = weightsOf(partial.model);
+      let diff = 0;
+      wa.forEach((w, i) => w.forEach((v, j) => (diff = Math.max(diff, Math.abs(v - wb[i]![j]!)))));
+      assert.ok(diff > 1e-4, `largest weight difference ${diff}`);
+      const La = await cleanLoss(full.model, clean.images, clean.labels);
+      const Lb = await cleanLoss(partial.model, clean.images, clean.labels);
+      assert.ok(Math.abs(La - a.cleanLoss) < 1e-5 && Math.abs(Lb - b.cleanLoss) < 1e-5);
+    } finally {
+      full.model.dispose();
+      partial.model.dispose();
+    }
+  });
+
   it('moves only the chosen layers', async () => {
     const before = weightsOf(model);
     const { model: corrected, result } = await correct(model, adversarial, clean, { ...baseOptions, layers: ['fc'] }, { createPool });
@@ -374,13 +409,14 @@ describe('correction: the cutting-plane loop on a small real setting', function 
 describe('correction: options', () => {
   it('defaults are the documented paper-like values', () => {
     const o = resolveCorrectionOptions();
-    assert.equal(o.omega, 0.2);
+    assert.equal(o.omega, 0.5);
+    assert.equal(o.segmentPoints, 9);
     assert.equal(o.nAdversarial, 10);
     assert.equal(o.cleanSize, 2000);
     assert.deepEqual(o.attack, { eps: 0.1, stepSize: 0.01, steps: 40, randomStart: true, restarts: 1 });
     assert.deepEqual(o.alphas, [0.25, 0.5, 0.75, 1]);
     assert.equal(o.layers, 'all');
-    assert.equal(o.rounds, 1);
+    assert.equal(o.rounds, 2);
     assert.notEqual(DEFAULT_CORRECTION_OPTIONS.alphas, o.alphas, 'a copy, not the frozen default');
   });
 
@@ -403,6 +439,9 @@ describe('correction: options', () => {
       [{ attack: { randomStart: 1 } }, 'TypeError', 'options.attack.randomStart must be a boolean'],
       [{ attack: { norm: 'l2' } }, 'TypeError', 'options.attack.norm is not an attack option'],
       [{ omgea: 0.2 }, 'TypeError', 'options.omgea is not a correction option'],
+      [{ omega: 1.5 }, 'RangeError', 'options.omega must be in [0, 1], got 1.5'],
+      [{ rounds: 0 }, 'RangeError', 'options.rounds must be an integer ≥ 1, got 0'],
+      [{ segmentPoints: -1 }, 'RangeError', 'options.segmentPoints must be an integer ≥ 0, got -1'],
     ];
     for (const [input, name, message] of cases) assert.throws(() => resolveCorrectionOptions(input as never), { name, message }, JSON.stringify(input));
     assert.deepEqual(resolveCorrectionOptions({ alphas: [1, 0.5, 0.5] }).alphas, [0.5, 1], 'sorted, duplicates removed');

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import {
   ParetoPool,
+  chooseAnswer,
   chooseFinal,
   chooseWeighted,
   dominates,
   normaliseAgainst,
   paretoFilter,
+  segmentGrid,
   type Criteria,
 } from '../lib/correction/selection.js';
 
@@ -162,5 +164,82 @@ describe('selection: weighted choice', () => {
     assert.equal(chooseFinal(pool, 0.5).id, 1);
     assert.equal(chooseFinal(pool, 1).id, 2);
     assert.equal(chooseFinal(pool, 0.05).id, 0, 'nothing feasible: smallest loss');
+  });
+});
+
+describe('selection: the answer for ω (chooseAnswer)', () => {
+  /** A random front: the Pareto filter of random points, with a loss level that leaves some members out. */
+  function randomFront(rand: () => number): { front: Criteria[]; eta: number } {
+    const front = paretoFilter(randomPoints(rand, 5 + Math.floor(rand() * 30), rand() < 0.3 ? 8 : 0));
+    const losses = front.map((p) => p.cleanLoss).sort((a, b) => a - b);
+    const eta = rand() < 0.2 ? losses[losses.length - 1]! + 1 : losses[Math.floor(rand() * losses.length)]!;
+    return { front, eta };
+  }
+
+  it('minimises the documented score over the loss-feasible members, normalised over them', () => {
+    const rand = lcg(21);
+    for (let trial = 0; trial < 200; trial++) {
+      const { front, eta } = randomFront(rand);
+      const omega = trial % 10 === 0 ? (trial % 20 === 0 ? 0 : 1) : rand();
+      const choice = chooseAnswer(front, omega, eta);
+      const eligible = front.filter((p) => p.cleanLoss <= eta);
+      assert.ok(choice.feasible && choice.chosen.cleanLoss <= eta);
+      const vs = eligible.map((p) => p.violation);
+      const ls = eligible.map((p) => p.cleanLoss);
+      const score = (p: Criteria) =>
+        omega * normaliseAgainst(p.violation, Math.min(...vs), Math.max(...vs)) + (1 - omega) * normaliseAgainst(p.cleanLoss, Math.min(...ls), Math.max(...ls));
+      assert.ok(Math.abs(score(choice.chosen) - Math.min(...eligible.map(score))) < 1e-12, `trial ${trial}`);
+      front.forEach((p, i) => assert.equal(Number.isNaN(choice.scores[i]), p.cleanLoss > eta));
+      assert.equal(front[choice.index], choice.chosen);
+    }
+  });
+
+  it('ω = 1 is chooseFinal (least violation), ω = 0 the least clean loss among the loss-feasible members', () => {
+    const rand = lcg(22);
+    for (let trial = 0; trial < 200; trial++) {
+      const { front, eta } = randomFront(rand);
+      const eligible = front.filter((p) => p.cleanLoss <= eta);
+      assert.equal(chooseAnswer(front, 1, eta).chosen, chooseFinal(front, eta));
+      assert.equal(chooseAnswer(front, 0, eta).chosen.cleanLoss, Math.min(...eligible.map((p) => p.cleanLoss)));
+    }
+  });
+
+  it('is monotone in ω: a larger ω never gives more violation or less clean loss', () => {
+    const rand = lcg(23);
+    const omegas = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+    for (let trial = 0; trial < 200; trial++) {
+      const { front, eta } = randomFront(rand);
+      const picks = omegas.map((w) => chooseAnswer(front, w, eta).chosen);
+      for (let i = 1; i < picks.length; i++) {
+        assert.ok(picks[i]!.violation <= picks[i - 1]!.violation, `trial ${trial}: V at ω ${omegas[i]}`);
+        assert.ok(picks[i]!.cleanLoss >= picks[i - 1]!.cleanLoss, `trial ${trial}: L at ω ${omegas[i]}`);
+      }
+    }
+  });
+
+  it('moves along a front: ω picks members further along a convex front as it grows', () => {
+    // Points on V = (1 − t)², L = t for t = 0, 0.2, …, 1 (ids 0–5); both ranges are [0, 1], so the score is
+    // ω(1 − t)² + (1 − ω)t, minimised (worked by hand) at ids 0, 0, 1, 3, 4, 5 for ω = 0, 0.2, …, 1.
+    const front = [0, 0.2, 0.4, 0.6, 0.8, 1].map((t, id) => point(id, (1 - t) ** 2, t));
+    const ids = [0, 0.2, 0.4, 0.6, 0.8, 1].map((w) => chooseAnswer(front, w, 2).chosen.id);
+    assert.deepEqual(ids, [0, 0, 1, 3, 4, 5]);
+  });
+
+  it('falls back to the smallest clean loss when no member is loss-feasible, and checks its arguments', () => {
+    const front = [point(0, 3, 0.5), point(1, 1, 0.7)];
+    const none = chooseAnswer(front, 1, 0.1);
+    assert.equal(none.feasible, false);
+    assert.equal(none.chosen.id, 0);
+    assert.throws(() => chooseAnswer([], 0.5, 1), { name: 'RangeError', message: 'chooseAnswer needs a non-empty front' });
+    assert.throws(() => chooseAnswer(front, -0.1, 1), { name: 'RangeError', message: 'omega must be in [0, 1]' });
+    assert.throws(() => chooseAnswer([point(0, Number.NaN, 1)], 0.5, 1), { name: 'RangeError', message: 'candidate criteria must be finite numbers' });
+  });
+
+  it('segmentGrid: w₀ then equally spaced interior points', () => {
+    assert.deepEqual(segmentGrid(0), [0]);
+    assert.deepEqual(segmentGrid(1), [0, 0.5]);
+    assert.deepEqual(segmentGrid(3), [0, 0.25, 0.5, 0.75]);
+    assert.throws(() => segmentGrid(-1), { name: 'RangeError', message: 'segment points must be an integer ≥ 0, got -1' });
+    assert.throws(() => segmentGrid(1.5), RangeError);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * `advcorrect demo`: the main job in one command. CNNLight on MNIST — the paper authors' weights
  * when ../shared/models is present (or --model PATH), otherwise a base model trained once here and
- * cached — corrected with 10 PGD adversarial examples at ω = 0.2; prints the before/after table and
+ * cached — corrected with the correction defaults (2 rounds of 10 PGD examples, ω = 0.5); prints the before/after table and
  * where the report is. Evaluates on the first 2,000 test images (PGD on 500) to stay within minutes.
  */
 import { existsSync } from 'node:fs';
@@ -59,7 +59,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('demo')
     .description(
-      "Correct CNNLight on MNIST with 10 adversarial examples (ω = 0.2) and print the before/after table: the authors' weights from ../shared/models " +
+      "Correct CNNLight on MNIST with the correction defaults (2 rounds of 10 adversarial examples, ω = 0.5) and print the before/after table: the authors' weights from ../shared/models " +
         'when present (or --model), otherwise a base model trained once and cached. Evaluates on the first 2,000 test images (PGD-40 on 500).',
     )
     .option('--model <path>', 'CNNLight model.json or .npz (default: the shared authors\u2019 weights, else a cached trained model)')

@@ -58,7 +58,8 @@ export function parseAttackList(value: string): string[] {
 export function addMethodOptions(cmd: Command): Command {
   const d = DEFAULT_CORRECTION_OPTIONS;
   return cmd
-    .option('--omega <w>', 'ω: weight of the violation in the selection score ω·Ṽ + (1 − ω)·L̃', parseUnit, d.omega)
+    .option('--omega <w>', 'ω: weight of the violation in the score ω·Ṽ + (1 − ω)·L̃ that picks the answer from the final Pareto front (1 = the least violation, 0 = the least clean loss)', parseUnit, d.omega)
+    .option('--segment-points <n>', 'points of the segment w₀ → w* added to the final front before ω picks the answer (0 = none)', parseNonNegativeInteger, d.segmentPoints)
     .option('--delta <d>', 'δ: margin of the constraints f_j − f_y + δ ≤ 0', parseNonNegativeNumber, d.delta)
     .option('--tau <t>', 'τ: loss level η = (1 + τ)·L_clean(w₀)', parseNonNegativeNumber, d.tau)
     .option('--eta <e>', 'absolute loss level η (overrides --tau)', parsePositiveNumber)
@@ -180,6 +181,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: { model:
     maxIterations: flags.iterations as number,
     alphas: flags.alphas as number[],
     omega: flags.omega as number,
+    segmentPoints: flags.segmentPoints as number,
     rounds: flags.rounds as number,
     cutClasses: flags.cutClasses as 'all' | 'worst',
     activeTolerance: flags.activeTol as number,

@@ -17,7 +17,7 @@ import { ParameterView } from '../models/parameters.js';
 import { cleanLoss, cleanLossGradient, compileInputs, marginRows, predictLogits } from '../models/gradients.js';
 import type { QpResult } from '../qp/types.js';
 import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from './options.js';
-import { ParetoPool, chooseFinal, chooseWeighted } from './selection.js';
+import { ParetoPool, chooseAnswer, chooseFinal, chooseWeighted, segmentGrid } from './selection.js';
 import type {
   CandidateRecord,
   CorrectionProgress,
@@ -141,6 +141,8 @@ export interface CorrectionOutput {
   result: CorrectionResult;
   /** The final state (a finished checkpoint). */
   state: CorrectionState;
+  /** The final front with weights (result.pool with w): the answer for another ω is chooseAnswer(front, ω, η). */
+  front: PoolEntry[];
 }
 
 const INFEASIBLE_RETRIES = 3;
@@ -679,8 +681,38 @@ export async function correct(
       }
     }
 
-    // ---- the answer ---------------------------------------------------------------------------
-    const chosen = chooseFinal(paretoPool.members, eta);
+    // ---- the answer: ω picks from the final front (docs/correction.md, "The answer and ω") -------
+    // The front is the last round's pool plus points of the segment w₀ → w* (w* = least violation
+    // among the loss-feasible members), all measured on the final X̃. It lives outside the state, so a
+    // resumed finished run rebuilds the same front.
+    const front = new ParetoPool<PoolEntry>(paretoPool.members);
+    const segmentCandidates: CandidateRecord[] = [];
+    const best = chooseFinal(paretoPool.members, eta);
+    if (best.distance > 0) {
+      let id = state.nextId;
+      for (const t of segmentGrid(options.segmentPoints)) {
+        checkAbort();
+        const w = new Float64Array(n);
+        for (let i = 0; i < n; i++) w[i] = w0[i]! + t * (best.w[i]! - w0[i]!);
+        const at = await evaluate(w);
+        const entry: PoolEntry = {
+          id: id++,
+          round: state.round,
+          iteration: 0,
+          alpha: t,
+          violation: at.violation,
+          misclassified: at.misclassified,
+          cleanLoss: at.cleanLoss,
+          distance: distance(w, w0),
+          feasible: at.cleanLoss <= eta,
+          segment: true,
+          w,
+        };
+        segmentCandidates.push(stripW(entry));
+        front.offer(entry);
+      }
+    }
+    const chosen = chooseAnswer(front.members, options.omega, eta).chosen;
     const count = state.advLabels.length;
     view.write(w0);
     const before = violationOf(predictLogits(work, state.advImages), state.advLabels, count, C, options.delta);
@@ -707,8 +739,8 @@ export async function correct(
       },
       iterations: state.log,
       rounds: state.rounds,
-      pool: paretoPool.members.map(stripW),
-      candidates: state.candidates,
+      pool: front.members.map(stripW),
+      candidates: [...state.candidates, ...segmentCandidates],
       chosen: stripW(chosen),
       distance: d,
       relativeDistance: state.w0Norm > 0 ? d / state.w0Norm : Number.NaN,
@@ -719,7 +751,7 @@ export async function correct(
     };
     state.pool = [...paretoPool.members];
     state.elapsedMs = result.totalTimeMs;
-    return { model: work, result, state };
+    return { model: work, result, state, front: [...front.members] };
   } catch (error) {
     work.dispose();
     throw error;

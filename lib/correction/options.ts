@@ -28,8 +28,10 @@ export interface CorrectionOptions {
   maxIterations: number;
   /** Step sizes α of the line search w_k + α(ŵ − w_k), each in (0, 1]. */
   alphas: number[];
-  /** Weight ω of the violation in the selection score ω·Ṽ + (1 − ω)·L̃. */
+  /** Weight ω of the violation in the selection score ω·Ṽ + (1 − ω)·L̃ (the next iterate, and the answer from the final front). */
   omega: number;
+  /** Interior points of the closing segment w₀ → w* offered to the final front before ω picks the answer (0 = only w₀ and the pool). */
+  segmentPoints: number;
   /** R: outer rounds (round r > 1 regenerates X̃ against the corrected model). */
   rounds: number;
   /** Cut all wrong classes that are near active, or only the worst class per example. */
@@ -72,8 +74,9 @@ export const DEFAULT_CORRECTION_OPTIONS: Readonly<CorrectionOptions> = Object.fr
   eta: undefined,
   maxIterations: 20,
   alphas: [0.25, 0.5, 0.75, 1],
-  omega: 0.2,
-  rounds: 1,
+  omega: 0.5,
+  segmentPoints: 9,
+  rounds: 2,
   cutClasses: 'all',
   cutSlack: 0.1,
   activeTolerance: 1,
@@ -155,6 +158,7 @@ export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): Co
     maxIterations: int('maxIterations', merged.maxIterations, 1),
     alphas: sortedAlphas,
     omega: num('omega', merged.omega, (v) => v >= 0 && v <= 1, 'in [0, 1]'),
+    segmentPoints: int('segmentPoints', merged.segmentPoints, 0),
     rounds: int('rounds', merged.rounds, 1),
     cutClasses: oneOf('cutClasses', merged.cutClasses, ['all', 'worst'] as const),
     cutSlack: num('cutSlack', merged.cutSlack, (v) => v >= 0 && v < 1, 'in [0, 1)'),

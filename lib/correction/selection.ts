@@ -12,6 +12,12 @@
  *   loss-feasible pool members (the pool gives a global scale, so that a tiny spread inside one line
  *   search is not blown up to [0, 1]); a criterion whose range is 0 contributes 0.
  * - Ties in the weighted score go to the smaller V, then the smaller ‖w − w₀‖, then the earlier id.
+ *
+ * The answer of a run (chooseAnswer, docs/correction.md "The answer and ω") is where ω acts: the
+ * final Pareto front (the last round's pool, plus the points of the segment w₀ → w* that
+ * segmentGrid describes) is filtered to L ≤ η and the member minimising ω·Ṽ + (1 − ω)·L̃, normalised
+ * over those members, is returned. ω = 1 gives the least-violation point (chooseFinal), ω = 0 the
+ * least clean loss (w₀ unless a point beats its loss).
  */
 
 /** What selection needs to know about a candidate point. */
@@ -203,4 +209,55 @@ export function chooseFinal<T extends Criteria>(pool: readonly T[], eta: number)
     return pool.reduce((a, b) => (b.cleanLoss < a.cleanLoss || (b.cleanLoss === a.cleanLoss && better(b, a)) ? b : a));
   }
   return feasible.reduce((a, b) => (better(b, a) ? b : a));
+}
+
+/**
+ * The answer of a run for a given ω: among the loss-feasible members of the final front (L ≤ η), the
+ * one minimising ω·Ṽ + (1 − ω)·L̃ with both criteria min–max normalised over those members; ties go
+ * to the smaller V, then the smaller distance, then the earlier id. When no member is loss-feasible
+ * the smallest clean loss is returned (as chooseFinal). ω = 1 returns exactly chooseFinal's point.
+ *
+ * The weighted sum over a fixed front is monotone in ω: a larger ω never returns a point with a larger
+ * violation or a smaller clean loss (test/selection.test.ts checks this on random fronts).
+ */
+export function chooseAnswer<T extends Criteria>(front: readonly T[], omega: number, eta: number): WeightedChoice<T> {
+  if (front.length === 0) throw new RangeError('chooseAnswer needs a non-empty front');
+  if (!(omega >= 0 && omega <= 1)) throw new RangeError('omega must be in [0, 1]');
+  if (Number.isNaN(eta)) throw new RangeError('eta must be a number');
+  for (const point of front) checkCriteria(point);
+  const eligible = front.filter((p) => p.cleanLoss <= eta);
+  if (eligible.length === 0) {
+    const chosen = chooseFinal(front, eta);
+    return { chosen, index: front.indexOf(chosen), scores: front.map(() => Number.NaN), feasible: false };
+  }
+  let vMin = Infinity;
+  let vMax = -Infinity;
+  let lMin = Infinity;
+  let lMax = -Infinity;
+  for (const point of eligible) {
+    vMin = Math.min(vMin, point.violation);
+    vMax = Math.max(vMax, point.violation);
+    lMin = Math.min(lMin, point.cleanLoss);
+    lMax = Math.max(lMax, point.cleanLoss);
+  }
+  const scores = front.map((p) =>
+    p.cleanLoss <= eta ? omega * normaliseAgainst(p.violation, vMin, vMax) + (1 - omega) * normaliseAgainst(p.cleanLoss, lMin, lMax) : Number.NaN,
+  );
+  let index = -1;
+  for (let i = 0; i < front.length; i++) {
+    const score = scores[i]!;
+    if (Number.isNaN(score)) continue;
+    if (index < 0 || score < scores[index]! || (score === scores[index]! && better(front[i]!, front[index]!))) index = i;
+  }
+  return { chosen: front[index]!, index, scores, feasible: true };
+}
+
+/**
+ * Interpolation parameters t of the closing segment w₀ + t·(w* − w₀) whose points are offered to the
+ * final front: 0 (w₀ measured on the final X̃), then `points` equally spaced interior values. w* itself
+ * (t = 1) is already in the pool. `points` = 0 gives [0] only.
+ */
+export function segmentGrid(points: number): number[] {
+  if (!Number.isInteger(points) || points < 0) throw new RangeError(`segment points must be an integer ≥ 0, got ${points}`);
+  return [0, ...Array.from({ length: points }, (_, j) => (j + 1) / (points + 1))];
 }

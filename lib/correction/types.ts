@@ -44,6 +44,8 @@ export interface CandidateRecord {
   cleanLoss: number;
   distance: number;
   feasible: boolean;
+  /** Set on the points of the closing segment w₀ + t·(w* − w₀) (alpha holds t); absent on line-search candidates. */
+  segment?: true;
 }
 
 export interface InfeasibleEvent {
@@ -89,7 +91,7 @@ export interface CorrectionResult {
   };
   iterations: IterationLog[];
   rounds: RoundSummary[];
-  /** The final Pareto pool (w₀ included while non-dominated). */
+  /** The final front: the last round's Pareto pool with the closing-segment points (w₀ included while non-dominated). The answer is chosen from it by ω. */
   pool: CandidateRecord[];
   /** Every evaluated candidate, in order. */
   candidates: CandidateRecord[];

@@ -199,6 +199,7 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
       }
       throw error;
     }
+    await io.onOutput?.(output, loaded, test);
     const { model: corrected, result } = output;
     progress?.finish(result);
 

@@ -1,6 +1,9 @@
 /** How a run talks to its caller: log lines, progress hooks, Ctrl-C, the before-metrics cache. */
 import type { BackendRequest } from '../backend/index.js';
 import type { CorrectionProgress, CorrectionResult } from '../correction/types.js';
+import type { CorrectionOutput } from '../correction/correct.js';
+import type { ImageDataset } from '../data/datasets.js';
+import type { LoadedModel } from '../models/io.js';
 import type { TestEvaluation } from './evaluation.js';
 
 export interface RunIo {
@@ -23,6 +26,8 @@ export interface RunIo {
   correctionProgress?: (total: number) => { update(e: CorrectionProgress): void; finish(result: CorrectionResult): void };
   /** Progress of a baseline's work (epochs, search steps). */
   baselineProgress?: (line: string) => void;
+  /** Called with the correction's output (its front with weights) before the corrected model is evaluated and saved (bench/results.ts). */
+  onOutput?: (output: CorrectionOutput, loaded: LoadedModel, test: ImageDataset) => Promise<void>;
 }
 
 export function say(io: RunIo, line: string): void {
