@@ -3,7 +3,7 @@
  * report.html — one table (mean ± sd over draws) and one plot of clean accuracy against the
  * worst-case robust accuracy, a point per method with error bars over draws.
  */
-import { escapeHtml, ticks } from './html.js';
+import { escapeHtml, page, ticks } from './html.js';
 
 /** Mean, sample standard deviation (0 for one draw) and count of one figure over draws. */
 export interface Stat {
@@ -174,17 +174,9 @@ export function renderCompareReport(doc: CompareDocument): string {
   const runs = doc.groups
     .map((g) => `<li><b>${escapeHtml(g.label)}</b> (${escapeHtml(g.model)}): ${g.method === 'input' ? `the evaluation before of the runs (${g.runs.length} distinct)` : g.runs.map((r) => escapeHtml(r)).join(', ')}</li>`)
     .join('');
-  return [
-    '<!DOCTYPE html>',
-    '<html lang="en">',
-    '<head>',
-    '<meta charset="utf-8">',
-    '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    '<title>advcorrect comparison</title>',
-    `<style>${STYLE}</style>`,
-    '</head>',
-    '<body>',
-    '<h1>advcorrect comparison</h1>',
+  return page(
+    'advcorrect comparison',
+    [
     `<p class="sub">${escapeHtml(`${e.dataset ?? ''} ${e.split} set, clean on the first ${e.n} images; ${e.attacks.map((a) => `${a.label} ε ${a.eps} on ${a.n}`).join(', ')}; the headline is the ${e.worstCase.label} per image on the first ${e.worstCase.n}. Accuracies in %, mean ± sample sd over draws (X̃ drawn with different seeds/offsets); time = drawing X̃ and correcting or training, without evaluation. Created ${doc.createdAt}.`)}</p>`,
     '<h2>Clean against robust accuracy</h2>',
     '<p class="sub">Up and to the right is better. A point per method; bars are ± one sd over draws.</p>',
@@ -193,8 +185,7 @@ export function renderCompareReport(doc: CompareDocument): string {
     compareTable(doc),
     '<h2>Runs</h2>',
     `<ul class="runs">${runs}</ul>`,
-    '</body>',
-    '</html>',
-    '',
-  ].join('\n');
+    ],
+    STYLE,
+  );
 }

@@ -365,17 +365,7 @@ export function renderReport(result: RunDocument): string {
   const model = typeof result.settings.model === 'string' ? result.settings.model : 'model';
   const title = `advcorrect report — ${model}`;
   const settings = JSON.stringify({ settings: result.settings, options: result.options, evaluation: result.evaluation }, null, 2);
-  return [
-    '<!DOCTYPE html>',
-    '<html lang="en">',
-    '<head>',
-    '<meta charset="utf-8">',
-    '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<title>${escapeHtml(title)}</title>`,
-    `<style>${STYLE}</style>`,
-    '</head>',
-    '<body>',
-    `<h1>${escapeHtml(title)}</h1>`,
+  return page(title, [
     `<p class="sub">Adversary correction with ${result.adversarial.count} adversarial examples, ω = ${result.options.omega}, δ = ${result.options.delta}; created ${escapeHtml(result.createdAt)}.</p>`,
     '<h2>Test metrics</h2>',
     metricsTable(result),
@@ -394,13 +384,11 @@ export function renderReport(result: RunDocument): string {
     iterationTable(result),
     '<h2>Settings</h2>',
     `<details><summary>All settings</summary><pre>${escapeHtml(settings)}</pre></details>`,
-    '</body>',
-    '</html>',
-    '',
-  ].join('\n');
+  ]);
 }
 
-function page(title: string, body: string[]): string {
+/** A self-contained HTML page: the title as heading, then `body`; `style` defaults to the run report's. */
+export function page(title: string, body: string[], style: string = STYLE): string {
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
@@ -408,7 +396,7 @@ function page(title: string, body: string[]): string {
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     `<title>${escapeHtml(title)}</title>`,
-    `<style>${STYLE}</style>`,
+    `<style>${style}</style>`,
     '</head>',
     '<body>',
     `<h1>${escapeHtml(title)}</h1>`,
