@@ -4,12 +4,11 @@
  * itself between the steps), memory failures, size caps and the CLI's messages and exit codes.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { AdvcorrectError } from '../lib/errors.js';
@@ -23,26 +22,12 @@ import { readQps, readQpsFile } from '../lib/qp/qps.js';
 import { readSolution } from '../lib/qp/solution.js';
 import { solveQp } from '../lib/qp/solve.js';
 import type { QuadraticProgram } from '../lib/qp/types.js';
+import { cliPath, runCli } from './helpers/cli.js';
 
-const execFileAsync = promisify(execFile);
-const cli = path.join(packageRoot, 'dist', 'lib', 'cli', 'main.js');
+const cli = cliPath;
 const distLib = path.join(packageRoot, 'dist', 'lib');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(...args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [cli, ...args], { maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const run = runCli;
 
 /** Runs an ES module snippet in a child node; resolves with its exit code/signal and output. */
 function runChild(source: string, shellPrefix = ''): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import * as highsModule from 'highs';
 import type { Highs } from 'highs';
 import { packageRoot } from '../lib/native.js';
 import { readQps, readQpsFile } from '../lib/qp/qps.js';
 import { evaluatePrimal } from '../lib/qp/residuals.js';
 import { readSolution, writeSolution } from '../lib/qp/solution.js';
+import { cliPath, runCli } from './helpers/cli.js';
 
-const execFileAsync = promisify(execFile);
-const cli = path.join(packageRoot, 'dist', 'lib', 'cli', 'main.js');
+const cli = cliPath;
 const marosDir = path.resolve(packageRoot, '..', 'shared', 'qp', 'maros-meszaros');
 
 type HighsLoader = () => Promise<Highs>;
@@ -22,21 +20,7 @@ async function loadHighs(): Promise<Highs> {
   return (typeof mod.default === 'function' ? mod.default : mod.default.default)();
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(...args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [cli, ...args], { maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const run = runCli;
 
 // A small convex QP with a general Hessian, a range row, an equality and bounds
 // (written here, so these tests need no shared data).
@@ -74,7 +58,6 @@ describe('advcorrect qp (CLI end to end)', function () {
   let dir: string;
   let problemFile: string;
   before(async function () {
-    if (!existsSync(cli)) this.skip(); // dist/lib/cli/main.js not built (run npm run build:ts)
     dir = await mkdtemp(path.join(os.tmpdir(), 'qp-cli-'));
     problemFile = path.join(dir, 'cliqp.qps');
     await writeFile(problemFile, PROBLEM);
@@ -185,7 +168,10 @@ describe('advcorrect qp (CLI end to end)', function () {
   });
 
   it('qp solve on a Maros–Mészáros file (gzip) reaches the reference objective', async function () {
-    if (!existsSync(marosDir)) this.skip(); // ../shared/qp/maros-meszaros is absent
+    if (!existsSync(marosDir)) {
+      console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared)`);
+      this.skip();
+    }
     const r = await run('qp', 'solve', path.join(marosDir, 'QAFIRO.qps.gz'), '--json', '--eps', '1e-9');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { objective: number; status: string };
