@@ -68,7 +68,7 @@ export function compareTable(doc: CompareDocument): string {
 }
 
 /** Clean accuracy (y) against worst-case robust accuracy (x): a point per group, error bars ± sd. */
-export function compareSvg(doc: CompareDocument): string {
+export function compareSvg(doc: CompareDocument, options: { standalone?: boolean } = {}): string {
   const W = 620;
   const H = 400;
   const L = 64;
@@ -151,8 +151,16 @@ export function compareSvg(doc: CompareDocument): string {
         `</g>`,
     );
   });
-  return `<svg id="compare" class="plot" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="clean accuracy against worst-case robust accuracy"><title>Clean accuracy against worst-case robust accuracy</title>${parts.join('')}</svg>`;
+  // A standalone file (docs) carries the plot's style; inside report.html the page's stylesheet does.
+  const style = options.standalone ? `<style>text{font-family:system-ui,sans-serif}${PLOT_STYLE}</style>` : '';
+  const ns = options.standalone ? ' xmlns="http://www.w3.org/2000/svg"' : '';
+  return `<svg${ns} id="compare" class="plot" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="clean accuracy against worst-case robust accuracy"><title>Clean accuracy against worst-case robust accuracy</title>${style}${parts.join('')}</svg>`;
 }
+
+/** The plot's own rules: in the report's stylesheet, and inside a standalone SVG file. */
+const PLOT_STYLE = `svg.plot{background:#fff;border:1px solid #e3e6ea;border-radius:4px;max-width:100%;height:auto}
+.plot-bg{fill:#fbfcfd}.grid{stroke:#eceff3;stroke-width:1}.tick{font-size:10px;fill:#5c6370}.label{font-size:12px;fill:#1d2330}
+.point-label{font-size:11px;font-weight:600}.errbar{stroke-width:2;opacity:.6}.leader{stroke-width:1;opacity:.5}`;
 
 const STYLE = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2330;margin:24px auto;max-width:1040px;padding:0 16px}
@@ -161,9 +169,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}th,td{border:1px solid #e3e6ea;padding:4px 9px;text-align:right}th{background:#f5f7fa;font-weight:600}td:first-child,th:first-child{text-align:left}
 td.headline{font-weight:600;background:#eef4fc}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:7px}
-svg.plot{background:#fff;border:1px solid #e3e6ea;border-radius:4px;max-width:100%;height:auto}
-.plot-bg{fill:#fbfcfd}.grid{stroke:#eceff3;stroke-width:1}.tick{font-size:10px;fill:#5c6370}.label{font-size:12px;fill:#1d2330}
-.point-label{font-size:11px;font-weight:600}.errbar{stroke-width:2;opacity:.6}.leader{stroke-width:1;opacity:.5}
+${PLOT_STYLE}
 table.compare{font-size:13px}table.compare td{white-space:nowrap}
 ul.runs{font-size:12px;color:#5c6370}
 `;
