@@ -24,7 +24,7 @@ export function baselineSummary(doc: BaselineDocument, out: string): string {
   const r = doc.methodResult;
   let what: string;
   if (doc.method === 'bias-shift') {
-    what = `bias-shift: ${String(r.shift)} subtracted from ${String(r.layer)}.${String(r.tensor)}; clean ${(100 * Number(r.searchAccuracy)).toFixed(2)}% on the first ${String(r.searchN)} test images (target ${(100 * Number(r.targetClean)).toFixed(2)}%, ${r.matched ? 'matched' : 'NOT matched'}) after ${String(r.searchSteps)} evaluations`;
+    what = `bias-shift: ${Number(Number(r.shift).toPrecision(6))} subtracted from ${String(r.layer)}.${String(r.tensor)}; clean ${(100 * Number(r.searchAccuracy)).toFixed(2)}% on the first ${String(r.searchN)} test images (target ${(100 * Number(r.targetClean)).toFixed(2)}%, ${r.matched ? 'matched' : 'NOT matched'}) after ${String(r.searchSteps)} evaluations`;
   } else if (doc.method === 'finetune') {
     what = `finetune: ${String(r.epochs)} epochs; X̃ correct ${String(r.advCorrectBefore)}/${String(r.advCount)} before, ${String(r.advCorrectAfter)}/${String(r.advCount)} after (${r.reached ? 'fixed' : 'NOT fixed within the epoch cap'})`;
   } else {

@@ -128,6 +128,6 @@ export function sideBySide(doc: ResultDocument, shift: BaselineDocument): string
     head,
     ...rows,
     d,
-    `bias-shift: ${String(shift.methodResult.shift)} subtracted from ${String(shift.methodResult.layer)}.${String(shift.methodResult.tensor)} to match the clean accuracy (${(shift.methodTimeMs / 1000).toFixed(1)} s; ${path.join(String(shift.settings.out), 'report.html')})`,
+    `bias-shift: ${Number(Number(shift.methodResult.shift).toPrecision(6))} subtracted from ${String(shift.methodResult.layer)}.${String(shift.methodResult.tensor)} to match the clean accuracy (${(shift.methodTimeMs / 1000).toFixed(1)} s; ${path.join(String(shift.settings.out), 'report.html')})`,
   ].join('\n');
 }
