@@ -160,6 +160,16 @@ export function chooseWeighted<T extends Criteria>(
   }
 
   const reference = [...feasible, ...pool.filter((p) => p.cleanLoss <= eta)];
+  const { index, scores } = weightedArgmin(candidates, reference, omega, eta);
+  return { chosen: candidates[index]!, index, scores, feasible: true };
+}
+
+/**
+ * The weighted choice both selections share: ω·Ṽ + (1 − ω)·L̃ for every loss-feasible point of
+ * `points` (NaN for the others), both criteria min–max normalised over `reference`, and the index of
+ * the smallest score (ties: smaller V, then smaller distance, then earlier id).
+ */
+function weightedArgmin<T extends Criteria>(points: readonly T[], reference: readonly Criteria[], omega: number, eta: number): { index: number; scores: number[] } {
   let vMin = Infinity;
   let vMax = -Infinity;
   let lMin = Infinity;
@@ -170,23 +180,16 @@ export function chooseWeighted<T extends Criteria>(
     lMin = Math.min(lMin, point.cleanLoss);
     lMax = Math.max(lMax, point.cleanLoss);
   }
-  const scores = candidates.map((c) =>
-    c.cleanLoss <= eta
-      ? omega * normaliseAgainst(c.violation, vMin, vMax) + (1 - omega) * normaliseAgainst(c.cleanLoss, lMin, lMax)
-      : Number.NaN,
+  const scores = points.map((p) =>
+    p.cleanLoss <= eta ? omega * normaliseAgainst(p.violation, vMin, vMax) + (1 - omega) * normaliseAgainst(p.cleanLoss, lMin, lMax) : Number.NaN,
   );
   let index = -1;
-  for (let i = 0; i < candidates.length; i++) {
+  for (let i = 0; i < points.length; i++) {
     const score = scores[i]!;
     if (Number.isNaN(score)) continue;
-    if (index < 0) {
-      index = i;
-      continue;
-    }
-    const bestScore = scores[index]!;
-    if (score < bestScore || (score === bestScore && better(candidates[i]!, candidates[index]!))) index = i;
+    if (index < 0 || score < scores[index]! || (score === scores[index]! && better(points[i]!, points[index]!))) index = i;
   }
-  return { chosen: candidates[index]!, index, scores, feasible: true };
+  return { index, scores };
 }
 
 /** Tie-break order: smaller V, then smaller distance, then earlier id. */
@@ -230,25 +233,7 @@ export function chooseAnswer<T extends Criteria>(front: readonly T[], omega: num
     const chosen = chooseFinal(front, eta);
     return { chosen, index: front.indexOf(chosen), scores: front.map(() => Number.NaN), feasible: false };
   }
-  let vMin = Infinity;
-  let vMax = -Infinity;
-  let lMin = Infinity;
-  let lMax = -Infinity;
-  for (const point of eligible) {
-    vMin = Math.min(vMin, point.violation);
-    vMax = Math.max(vMax, point.violation);
-    lMin = Math.min(lMin, point.cleanLoss);
-    lMax = Math.max(lMax, point.cleanLoss);
-  }
-  const scores = front.map((p) =>
-    p.cleanLoss <= eta ? omega * normaliseAgainst(p.violation, vMin, vMax) + (1 - omega) * normaliseAgainst(p.cleanLoss, lMin, lMax) : Number.NaN,
-  );
-  let index = -1;
-  for (let i = 0; i < front.length; i++) {
-    const score = scores[i]!;
-    if (Number.isNaN(score)) continue;
-    if (index < 0 || score < scores[index]! || (score === scores[index]! && better(front[i]!, front[index]!))) index = i;
-  }
+  const { index, scores } = weightedArgmin(front, eligible, omega, eta);
   return { chosen: front[index]!, index, scores, feasible: true };
 }
 
