@@ -5,31 +5,23 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../data/files.js';
 import type { CorrectionResult } from '../correction/types.js';
+import type { AttackSpec, EvaluationWarning } from '../attacks/index.js';
 
-/** Accuracy under one attack of a test evaluation, with the attack's settings. */
-export interface AttackMetric {
+/** Accuracy under one attack of a test evaluation, with the attack's settings (those of AttackSpec). */
+export interface AttackMetric extends Omit<AttackSpec, 'name'> {
   name: string;
   /** Display name, e.g. 'fgsm', 'pgd-40', 'apgd-ce'. */
   label: string;
-  eps: number;
   /** Test images it ran on (the first n). */
   n: number;
   accuracy: number;
-  steps?: number;
-  stepSize?: number;
-  restarts?: number;
-  randomStart?: boolean;
-  targets?: number;
-  queries?: number;
 }
 
-/** A warning of the attacks (signs of gradient masking), with how many images it concerns. */
-export interface RunWarning {
-  code: string;
-  message: string;
-  count: number;
-  eps?: number;
-}
+/**
+ * A warning of the attacks (signs of gradient masking), with how many images it concerns: the
+ * evaluation's warning as result.json keeps it (a code from an older or newer version stays readable).
+ */
+export type RunWarning = Omit<EvaluationWarning, 'code'> & { code: string };
 
 /** Test metrics of one model. */
 export interface TestMetrics {
