@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../lib/backend/index.js';
 import { AdvcorrectError } from '../lib/errors.js';
@@ -22,6 +21,7 @@ import {
   saveAdversarialSet,
 } from '../lib/attacks/index.js';
 import { maxAbsDiff } from './helpers/arrays.js';
+import { trainTinyMnistModel } from './helpers/tiny-mnist.js';
 
 const sharedModels = path.resolve(packageRoot, '..', 'shared', 'models');
 
@@ -58,18 +58,7 @@ function realModel(): Promise<{ model: tfl.LayersModel; source: string }> {
 async function makeRealModel(): Promise<{ model: tfl.LayersModel; source: string }> {
   const npz = path.join(sharedModels, 'mnist_ConvNetLight_norm01.npz');
   if (existsSync(npz)) return { model: (await importNpz(npz, 'cnnlight')).model, source: 'authors CNNLight' };
-  const train = takeFirst(await loadDataset('mnist', 'train'), 2000);
-  const input = tfl.input({ shape: [28, 28, 1] });
-  let x = tfl.layers.flatten().apply(input) as tfl.SymbolicTensor;
-  x = tfl.layers.dense({ units: 64, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }).apply(x) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }).apply(x) as tfl.SymbolicTensor;
-  const model = tfl.model({ inputs: input, outputs: out });
-  model.compile({ optimizer: tf.train.adam(3e-3), loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred) });
-  const xs = tf.tensor4d(train.images, [train.count, 28, 28, 1]);
-  const ys = tf.oneHot(tf.tensor1d(Int32Array.from(train.labels), 'int32'), 10);
-  await model.fit(xs, ys, { epochs: 8, batchSize: 64, shuffle: false, verbose: 0 });
-  xs.dispose();
-  ys.dispose();
+  const model = await trainTinyMnistModel(64, [1, 2]);
   return { model, source: 'dense net trained on 2,000 MNIST images' };
 }
 

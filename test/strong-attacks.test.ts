@@ -12,6 +12,7 @@ import { margins, predictLogits } from '../lib/models/gradients.js';
 import { packageRoot } from '../lib/native.js';
 import { apgd, apgdCheckpoints, evaluate, pgdWithMargins, square, squareFraction, zeroGradientExamples } from '../lib/attacks/index.js';
 import { maxAbsDiff } from './helpers/arrays.js';
+import { trainTinyMnistModel } from './helpers/tiny-mnist.js';
 
 const cnnLightFile = path.resolve(packageRoot, '..', 'shared', 'models', 'mnist_ConvNetLight_norm01.npz');
 
@@ -36,20 +37,8 @@ function assertInBall(adv: Float32Array, clean: Float32Array, eps: number): void
 }
 
 /** A small dense net trained here on 2,000 MNIST training images (a few seconds). */
-async function trainTinyModel(): Promise<tfl.LayersModel> {
-  const train = takeFirst(await loadDataset('mnist', 'train'), 2000);
-  const input = tfl.input({ shape: [28, 28, 1] });
-  let x = tfl.layers.flatten().apply(input) as tfl.SymbolicTensor;
-  x = tfl.layers.dense({ units: 48, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }) }).apply(x) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }) }).apply(x) as tfl.SymbolicTensor;
-  const model = tfl.model({ inputs: input, outputs: out });
-  model.compile({ optimizer: tf.train.adam(3e-3), loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred) });
-  const xs = tf.tensor4d(train.images, [train.count, 28, 28, 1]);
-  const ys = tf.oneHot(tf.tensor1d(Int32Array.from(train.labels), 'int32'), 10);
-  await model.fit(xs, ys, { epochs: 8, batchSize: 64, shuffle: false, verbose: 0 });
-  xs.dispose();
-  ys.dispose();
-  return model;
+function trainTinyModel(): Promise<tfl.LayersModel> {
+  return trainTinyMnistModel(48, [5, 6]);
 }
 
 /** Rounds its input to multiples of 1/2: a hard step whose gradient is zero everywhere (masks every gradient attack). */
