@@ -1,5 +1,17 @@
 // Public API of advcorrect, layer by layer (each layer only imports those above it).
 export { AdvcorrectError, type AdvcorrectErrorCode } from './errors.js';
+export {
+  writeFileAtomic,
+  md5File,
+  ensureDir,
+  readFileCapped,
+  resolveInside,
+  replaceDirAtomic,
+  repairDir,
+  DEFAULT_MAX_FILE_BYTES,
+  type ReplaceDirOptions,
+  type ReplaceDirStep,
+} from './util/files.js';
 export * from './qp/index.js';
 export * from './backend/index.js';
 export * from './data/index.js';

@@ -14,7 +14,7 @@ import {
   type LabelledImages,
 } from '../lib/correction/correct.js';
 import { decodeBundle, encodeBundle, loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../lib/correction/checkpoint.js';
-import { writeFileAtomic } from '../lib/data/files.js';
+import { writeFileAtomic } from '../lib/util/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';

@@ -25,7 +25,6 @@ import {
   loadDataset,
   loadIdxDataset,
   loadDatasetFrom,
-  md5File,
   normalize,
   npmPackCifar10,
   parseCifar,
@@ -41,6 +40,7 @@ import {
   type IdxArray,
   type ImageDataset,
 } from '../lib/data/index.js';
+import { md5File } from '../lib/util/files.js';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 

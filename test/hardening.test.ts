@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { AdvcorrectError } from '../lib/errors.js';
 import { packageRoot } from '../lib/native.js';
-import { ensureDir, replaceDirAtomic, writeFileAtomic } from '../lib/data/files.js';
+import { ensureDir, replaceDirAtomic, writeFileAtomic } from '../lib/util/files.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../lib/correction/checkpoint.js';
 import { buildModel, exportNpz, importNpz, loadModel, saveModel } from '../lib/models/index.js';
 import { trainModel } from '../lib/models/train.js';
@@ -328,7 +328,7 @@ describe('hardening (issue 13)', function () {
     it('stray temporaries of a killed output write are removed by the next write', async function () {
       this.timeout(30_000);
       const out = path.join(tmp, 'stray');
-      const filesJs = path.join(distLib, 'data', 'files.js');
+      const filesJs = path.join(distLib, 'util', 'files.js');
       const child = await runChild(`
         import { writeFile } from 'node:fs/promises';
         import { replaceDirAtomic } from ${JSON.stringify(filesJs)};

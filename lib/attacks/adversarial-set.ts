@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../errors.js';
 import { checkDataset, denormalize, normalize, type ImageDataset, type Normalization } from '../data/datasets.js';
-import { writeFileAtomic } from '../data/files.js';
+import { writeFileAtomic } from '../util/files.js';
 import { readIdx, writeIdx } from '../data/idx.js';
 import { compileInputs, marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
 import type { LoadedModel } from '../models/io.js';

@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
-import { fsReason } from '../data/files.js';
+import { fsReason } from '../util/files.js';
 import { packageRoot } from '../native.js';
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };

@@ -3,7 +3,7 @@
  *
  * A checkpoint is a directory `<out>/checkpoint/` with `state.json` (the loop state, typed arrays
  * replaced by references) and `arrays.bin` (the arrays' bytes, 8-byte aligned). It is written into a
- * sibling temporary directory and swapped in by rename (lib/data/files.ts replaceDirAtomic), so a
+ * sibling temporary directory and swapped in by rename (lib/util/files.ts replaceDirAtomic), so a
  * reader sees the old or the new checkpoint, never a mixture; after a kill between the renames,
  * hasCheckpoint/loadCheckpoint first put the complete copy back in place (repairDir).
  */
@@ -11,10 +11,10 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
-import { ioError, repairDir, replaceDirAtomic, type ReplaceDirOptions } from '../data/files.js';
+import { ioError, repairDir, replaceDirAtomic, type ReplaceDirOptions } from '../util/files.js';
 
 // The crash-safe directory swap lives with the other file helpers; re-exported for the CLI.
-export { replaceDirAtomic, repairDir } from '../data/files.js';
+export { replaceDirAtomic, repairDir } from '../util/files.js';
 
 type ArrayCtor = Float64ArrayConstructor | Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor | Uint32ArrayConstructor;
 const DTYPES: Record<string, ArrayCtor> = {

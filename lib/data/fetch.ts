@@ -8,7 +8,7 @@ import { gunzip } from 'node:zlib';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { packageRoot } from '../native.js';
 import { cifarSpriteToBinary } from './cifar.js';
-import { md5Bytes, md5File, writeFileAtomic } from './files.js';
+import { md5Bytes, md5File, writeFileAtomic } from '../util/files.js';
 import { decodePngAsync } from './png.js';
 
 const gunzipAsync = promisify(gunzip);

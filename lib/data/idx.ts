@@ -2,7 +2,7 @@ import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { AdvcorrectError } from '../errors.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../util/files.js';
 
 const gunzipAsync = promisify(gunzip);
 

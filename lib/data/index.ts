@@ -5,18 +5,6 @@ export { parseIdx, encodeIdx, readIdx, writeIdx, type IdxArray, type IdxData, ty
 export { parseCifar, readCifar, encodeCifar, cifarSpriteToBinary, CIFAR_RECORD_BYTES } from './cifar.js';
 export { decodePng, decodePngAsync, type DecodedPng } from './png.js';
 export {
-  writeFileAtomic,
-  md5File,
-  ensureDir,
-  readFileCapped,
-  resolveInside,
-  replaceDirAtomic,
-  repairDir,
-  DEFAULT_MAX_FILE_BYTES,
-  type ReplaceDirOptions,
-  type ReplaceDirStep,
-} from './files.js';
-export {
   dataDir,
   dataStatus,
   fetchDataset,

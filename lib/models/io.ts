@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
 import type { Normalization } from '../data/datasets.js';
-import { readFileCapped, resolveInside, writeFileAtomic } from '../data/files.js';
+import { readFileCapped, resolveInside, writeFileAtomic } from '../util/files.js';
 import { ARCH_NAMES, ARCHITECTURES, buildModel, type ArchName } from './architectures.js';
 import { checkFiniteArray, readNpz, writeNpz, type NpyArray } from './npz.js';
 import { importOnnx, type OnnxSource } from './onnx/import.js';

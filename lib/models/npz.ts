@@ -1,6 +1,6 @@
 import { inflateRawSync } from 'node:zlib';
 import { AdvcorrectError } from '../errors.js';
-import { readFileCapped, writeFileAtomic } from '../data/files.js';
+import { readFileCapped, writeFileAtomic } from '../util/files.js';
 
 /** Largest .npz file read (2 GiB), and the largest array an entry may inflate to. */
 export const NPZ_MAX_BYTES = 2 ** 31 - 1;

@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { AdvcorrectError } from '../errors.js';
-import { formatBytes, readFileCapped } from '../data/files.js';
+import { formatBytes, readFileCapped } from '../util/files.js';
 import type { CscMatrix, QuadraticProgram } from './types.js';
 
 /**

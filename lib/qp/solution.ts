@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { AdvcorrectError } from '../errors.js';
-import { readFileCapped } from '../data/files.js';
+import { readFileCapped } from '../util/files.js';
 import { QPS_MAX_BYTES } from './qps.js';
 
 /** Largest .sol file read (the same as a QPS file's text). */

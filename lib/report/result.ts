@@ -3,7 +3,7 @@
  * correction result plus the run's settings, the backend and the test metrics before and after.
  */
 import path from 'node:path';
-import { writeFileAtomic } from '../data/files.js';
+import { writeFileAtomic } from '../util/files.js';
 import type { CorrectionResult } from '../correction/types.js';
 import type { AttackSpec, EvaluationWarning } from '../attacks/index.js';
 

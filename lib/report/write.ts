@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { writeFileAtomic } from '../data/files.js';
+import { writeFileAtomic } from '../util/files.js';
 import { renderReport } from './html.js';
 import type { RunDocument } from './result.js';
 

@@ -3,7 +3,7 @@
  * seed and offset — the same clean subset, candidate slice and X̃ (lib/runs/split.ts) — evaluated
  * like `correct` and written like it (model/, model.npz, result.json, report.html).
  */
-import { ensureDir } from '../data/files.js';
+import { ensureDir } from '../util/files.js';
 import { activeBackend, initBackend } from '../backend/index.js';
 import { loadDataset, type DatasetName, type ImageDataset } from '../data/datasets.js';
 import { takeFirst } from '../data/sampling.js';

@@ -5,7 +5,7 @@
  * different attack settings are refused: their numbers do not compare.
  */
 import path from 'node:path';
-import { writeFileAtomic } from '../data/files.js';
+import { writeFileAtomic } from '../util/files.js';
 import { isBaselineDocument, renderCompareReport, type CompareDocument, type CompareGroup, type RunDocument, type Stat } from '../report/index.js';
 import { methodTimeMs, readRunDocument } from './documents.js';
 

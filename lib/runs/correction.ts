@@ -8,7 +8,7 @@ import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
 import { activeBackend, initBackend, type BackendRequest } from '../backend/index.js';
 import { loadDataset, type DatasetName } from '../data/datasets.js';
-import { ensureDir, writeFileAtomic } from '../data/files.js';
+import { ensureDir, writeFileAtomic } from '../util/files.js';
 import type { ArchName } from '../models/architectures.js';
 import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
 import { loadCheckpoint, saveCheckpoint } from '../correction/checkpoint.js';

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../../errors.js';
-import { writeFileAtomic } from '../../data/files.js';
+import { writeFileAtomic } from '../../util/files.js';
 import type { OnnxSource, OnnxWeightBinding } from './import.js';
 import { concatBytes, decodeModel, decodeNode, decodeTensor, GRAPH_INITIALIZER_FIELD, lengthDelimited, MODEL_GRAPH_FIELD, readFields, replaceTensorData } from './proto.js';
 
