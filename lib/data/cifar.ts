@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { AdvcorrectError } from '../errors.js';
-import type { ImageDataset } from './datasets.js';
+import type { ImageDataset } from './types.js';
 import type { DecodedPng } from './png.js';
 
 /** Bytes of one record of the CIFAR-10 binary format: a label byte and 3,072 pixel bytes (R plane, G plane, B plane). */

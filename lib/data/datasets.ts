@@ -5,32 +5,11 @@ import { AdvcorrectError } from '../errors.js';
 import { readCifar } from './cifar.js';
 import { ensureCifar10, ensureFashionMnist, ensureMnist, type DataOptions } from './fetch.js';
 import { readIdx } from './idx.js';
+import type { DatasetName, ImageDataset, Normalization, Split } from './types.js';
 
-/**
- * A labelled image set held in memory. Images are NHWC float32 in [0, 1] (raw pixel space; any
- * mean/std normalisation belongs to the model and is applied by {@link normalize}).
- * Treat the arrays as read-only: helpers such as `subset` copy, but `takeFirst(ds, ds.count)` may share.
- */
-export interface ImageDataset {
-  name: string;
-  images: Float32Array;
-  labels: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-  numClasses: number;
-}
+export type { DatasetName, ImageDataset, Normalization, Split } from './types.js';
 
-export type DatasetName = 'mnist' | 'fashion-mnist' | 'cifar10';
-export type Split = 'train' | 'test';
 export const DATASET_NAMES: readonly DatasetName[] = ['mnist', 'fashion-mnist', 'cifar10'];
-
-/** Per-channel mean/std normalisation of a model's input space: x' = (x − mean[c]) / std[c]. */
-export interface Normalization {
-  mean: number[];
-  std: number[];
-}
 
 /** The per-channel normalisation of the authors' CIFAR-10 ResNet8 (and of our CIFAR-10 training recipe). */
 export const CIFAR10_NORMALIZATION: Readonly<Normalization> = Object.freeze({
