@@ -213,7 +213,7 @@ export function checkLayers(root) {
       if (rootDir !== 'lib') continue; // bench and scripts may import anything
       const toLayer = toRoot === 'lib' ? layerOf(toRest.join('/')) : undefined;
       const fromName = fromLayer?.name ?? 'unassigned';
-      if (toRoot !== 'lib' || target.startsWith('..')) {
+      if (toRoot !== 'lib') {
         problems.push(`${where}:${imp.line} imports ${imp.specifier} (layer ${fromName} → ${toRoot}, outside lib)`);
       } else if (fromLayer && toLayer && toLayer.name !== fromLayer.name && toLayer.rank >= fromLayer.rank) {
         problems.push(`${where}:${imp.line} imports ${imp.specifier} (layer ${fromLayer.name} → layer ${toLayer.name})`);
