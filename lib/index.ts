@@ -1,25 +1,241 @@
-// Public API of advcorrect, layer by layer (each layer only imports those above it).
+// Public API of advcorrect, layer by layer (each layer only imports those above it). Only what a
+// user needs is exported here; docs/api.md documents every name (test/api.test.ts keeps the two in
+// step). Everything else is internal: the repository's tests, bench and scripts import it by path.
+
+// Errors
 export { AdvcorrectError, type AdvcorrectErrorCode } from './errors.js';
+
+// QP engine (also the `advcorrect/qp` entry, lib/qp-api.ts, which loads no TensorFlow.js)
 export {
-  writeFileAtomic,
-  md5File,
-  ensureDir,
-  readFileCapped,
-  resolveInside,
-  replaceDirAtomic,
-  repairDir,
-  DEFAULT_MAX_FILE_BYTES,
-  type ReplaceDirOptions,
-  type ReplaceDirStep,
-} from './util/files.js';
-export * from './qp/index.js';
-export * from './backend/index.js';
-export * from './data/index.js';
-export * from './models/index.js';
-export * from './attacks/index.js';
-export * from './correction/index.js';
-export * from './report/index.js';
-export { biasShift, finetune, pgdFinetune, findShiftTarget, BASELINE_METHODS, type BaselineMethod, type BiasShiftResult, type FinetuneResult, type PgdFinetuneResult } from './baselines/index.js';
+  readQps,
+  readQpsFile,
+  writeQps,
+  writeLp,
+  readSolution,
+  readSolutionFile,
+  writeSolution,
+  writeSolutionFile,
+  solutionVector,
+  evaluatePrimal,
+  kktResiduals,
+  objectiveValue,
+  isSuccess,
+  solveQp,
+  dumpCutQp,
+  solveAdmm,
+  admmDefaults,
+  CutPool,
+  DEFAULT_QP_EPS,
+  DEFAULT_ADMM_EPS,
+  DEFAULT_DUAL_EPS,
+  type ReadQpsOptions,
+  type SolutionFile,
+  type PrimalEvaluation,
+  type KktEvaluation,
+  type SolveQpOptions,
+  type SolveQpResult,
+  type QpSolverChoice,
+  type AdmmOptions,
+  type AdmmResult,
+  type AdmmWarmStart,
+  type AdmmDefaults,
+  type CutPoolOptions,
+  type CutPoolSolveOptions,
+  type CutQpResult,
+  type CsrRows,
+  type QuadraticProgram,
+  type CscMatrix,
+  type QpStatus,
+  type QpSolverName,
+  type QpResult,
+  type QpResiduals,
+  type QpProgress,
+  type QpSolveControl,
+} from './qp/index.js';
+
+// Tensor backend
+export {
+  initBackend,
+  activeBackend,
+  isBackendAvailable,
+  availableBackends,
+  BACKEND_NAMES,
+  tf,
+  type BackendName,
+  type BackendRequest,
+} from './backend/index.js';
+
+// Data
+export {
+  loadDataset,
+  loadDatasetFrom,
+  loadIdxDataset,
+  fetchDataset,
+  dataStatus,
+  dataDir,
+  checkDataset,
+  toTensors,
+  normalize,
+  denormalize,
+  subset,
+  takeFirst,
+  splitAt,
+  shuffleDataset,
+  sampleBalanced,
+  classCounts,
+  Random,
+  DATASET_NAMES,
+  CLASS_NAMES,
+  CIFAR10_NORMALIZATION,
+  type DatasetName,
+  type Split,
+  type ImageDataset,
+  type Normalization,
+  type DataOptions,
+  type DataProgress,
+  type DatasetStatus,
+} from './data/index.js';
+
+// Models
+export {
+  loadModel,
+  saveModel,
+  importNpz,
+  exportNpz,
+  importOnnx,
+  exportOnnx,
+  buildModel,
+  countTrainableParams,
+  trainModel,
+  evaluateModel,
+  predictLogits,
+  predictLogitsAsync,
+  margins,
+  cleanLoss,
+  ARCH_NAMES,
+  ARCHITECTURES,
+  TRAIN_RECIPES,
+  ONNX_OPERATORS,
+  ONNX_OPSETS,
+  type ArchName,
+  type ArchSpec,
+  type BuildOptions,
+  type LoadedModel,
+  type ImportNpzOptions,
+  type ImportOnnxOptions,
+  type OnnxSource,
+  type TrainOptions,
+  type TrainProgress,
+  type TrainResult,
+  type TrainRecipe,
+  type EpochStats,
+  type BatchOptions,
+} from './models/index.js';
+
+// Attacks and evaluation
+export {
+  fgsm,
+  pgd,
+  apgd,
+  square,
+  evaluate,
+  attackLabel,
+  generateAdversarialSet,
+  saveAdversarialSet,
+  loadAdversarialSet,
+  ATTACK_NAMES,
+  DEFAULT_ATTACKS,
+  APGD_DEFAULTS,
+  SQUARE_DEFAULTS,
+  type AttackOptions,
+  type PgdOptions,
+  type ApgdOptions,
+  type SquareOptions,
+  type AttackResult,
+  type SquareResult,
+  type AttackLoss,
+  type AttackName,
+  type AttackSpec,
+  type EvaluateOptions,
+  type Evaluation,
+  type AttackEvaluation,
+  type EvaluationWarning,
+  type AdversarialSet,
+  type AdversarialSetOptions,
+  type AdversarialSetSettings,
+} from './attacks/index.js';
+
+// Correction
+export {
+  correct,
+  resolveCorrectionOptions,
+  saveCheckpoint,
+  loadCheckpoint,
+  hasCheckpoint,
+  DEFAULT_CORRECTION_OPTIONS,
+  type CorrectionOptions,
+  type CorrectionOptionsInput,
+  type CorrectionAttackOptions,
+  type CutClasses,
+  type ViolationMeasure,
+  type CorrectionSolver,
+  type CorrectionControl,
+  type CorrectionOutput,
+  type CorrectionState,
+  type CorrectionResult,
+  type CorrectionProgress,
+  type CutQpSnapshot,
+  type CutPoolLike,
+  type LabelledImages,
+  type PoolEntry,
+  type CandidateRecord,
+  type IterationLog,
+  type RoundSummary,
+  type InfeasibleEvent,
+  type StopReason,
+} from './correction/index.js';
+
+// Baselines
+export {
+  biasShift,
+  finetune,
+  pgdFinetune,
+  findShiftTarget,
+  BASELINE_METHODS,
+  type BaselineMethod,
+  type BiasShiftOptions,
+  type BiasShiftResult,
+  type ShiftTarget,
+  type FinetuneOptions,
+  type FinetuneResult,
+  type PgdFinetuneOptions,
+  type PgdFinetuneResult,
+} from './baselines/index.js';
+
+// Reports and result documents
+export {
+  writeReport,
+  writeResult,
+  renderReport,
+  renderBaselineReport,
+  renderCompareReport,
+  resultToJson,
+  isBaselineDocument,
+  type RunDocument,
+  type ResultDocument,
+  type BaselineDocument,
+  type TestMetrics,
+  type AttackMetric,
+  type EvaluationInfo,
+  type RunWarning,
+  type RobustnessSweep,
+  type ExampleImages,
+  type CompareDocument,
+  type CompareGroup,
+  type Stat,
+} from './report/index.js';
+
+// Whole runs, as the CLI does them
 export {
   runCorrection,
   runBaseline,
@@ -31,7 +247,10 @@ export {
   DEFAULT_EVALUATION_ATTACKS,
   type CorrectionRunSettings,
   type BaselineRunSettings,
+  type ModelSettings,
   type DrawSettings,
+  type TrainingSplit,
   type EvaluationSettings,
+  type TestEvaluation,
   type RunIo,
 } from './runs/index.js';
