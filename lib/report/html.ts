@@ -7,6 +7,7 @@
  */
 import { encodePng } from './png.js';
 import { isBaselineDocument, type BaselineDocument, type ResultDocument, type RunDocument, type TestMetrics } from './result.js';
+import { FRONT_STYLE, frontSection } from './front.js';
 import { Axes, COLORS, FRAME, attr, escapeHtml, extent, fmt, legend, pct, short, svg, type Frame } from './plot.js';
 
 export { escapeHtml, ticks } from './plot.js';
@@ -240,7 +241,7 @@ text.ok{fill:#17803d}text.bad{fill:#b3261e}
 tr.headline td{font-weight:600;background:#eef4fc}ul.warnings{color:#8a4b00}
 table.log td{font-variant-numeric:tabular-nums;font-size:12px}
 details{margin:8px 0}pre{background:#f5f7fa;padding:8px;overflow:auto;font-size:12px}
-`;
+${FRONT_STYLE}`;
 
 /** Renders the whole page (a correction's or a baseline's). */
 export function renderReport(result: RunDocument): string {
@@ -258,6 +259,7 @@ export function renderReport(result: RunDocument): string {
     '<h2>Candidates and the chosen point</h2>',
     `<p class="sub">Every line-search candidate (grey), the Pareto pool of non-dominated candidates (blue; w₀ in black) and the chosen point (red ring). Candidates right of the dashed line η break the clean-loss constraint.</p>`,
     `<div class="plots">${paretoSvg(result)}</div>`,
+    frontSection(result),
     '<h2>Convergence</h2>',
     `<div class="plots">${convergenceSvg(result)}</div>`,
     '<h2>Adversarial examples</h2>',
