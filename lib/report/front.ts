@@ -71,7 +71,7 @@ function omegaList(omegas: number[]): string {
 export function frontSvg(result: ResultDocument, picks: readonly OmegaPick[]): string {
   const f = FRONT_FRAME;
   const front = result.pool;
-  const axes = new Axes(extent(front.map((p) => p.cleanLoss).concat(result.eta)), extent(front.map((p) => p.violation).concat(0)), f);
+  const axes = new Axes(extent(front.map((p) => p.cleanLoss).concat(result.eta, result.cleanLossBefore)), extent(front.map((p) => p.violation).concat(0)), f);
   const xLabel = `clean loss L (mean cross-entropy, ${result.options.cleanSize} clean training images)`;
   const yLabel = result.options.violation === 'fraction' ? 'violation V (fraction of X̃ misclassified)' : 'violation V (sum of margin violations on X̃)';
   const parts = [axes.frame(xLabel, yLabel)];
@@ -79,6 +79,10 @@ export function frontSvg(result: ResultDocument, picks: readonly OmegaPick[]): s
   const ex = axes.px(result.eta).toFixed(1);
   parts.push(`<line x1="${ex}" x2="${ex}" y1="${f.top}" y2="${bottom}" class="eta" data-eta="${attr(result.eta)}"><title>η = ${fmt(result.eta, 4)}: points to the right are not eligible</title></line>`);
   parts.push(`<text x="${ex}" y="${f.top - 4}" class="tick" text-anchor="middle">η</text>`);
+  // The input model's clean loss, for reference (w₀ itself is on the front only while no point beats its loss).
+  const sx = axes.px(result.cleanLossBefore).toFixed(1);
+  parts.push(`<line x1="${sx}" x2="${sx}" y1="${f.top}" y2="${bottom}" class="start-loss" data-loss="${attr(result.cleanLossBefore)}"><title>clean loss of the input model w₀: ${fmt(result.cleanLossBefore, 4)}</title></line>`);
+  parts.push(`<text x="${sx}" y="${f.top - 4}" class="tick" text-anchor="middle">L(w₀)</text>`);
   const sorted = [...front].sort((a, b) => a.cleanLoss - b.cleanLoss);
   if (sorted.length > 1) {
     parts.push(`<polyline class="front" points="${sorted.map((p) => `${axes.px(p.cleanLoss).toFixed(1)},${axes.py(p.violation).toFixed(1)}`).join(' ')}"/>`);
@@ -177,12 +181,17 @@ export function frontSection(result: ResultDocument): string {
     own.point.id === result.chosen.id
       ? ''
       : ` <b>Note:</b> the recorded answer (#${result.chosen.id}) is not the point the current rule picks for this run's ω (#${own.point.id}); the result was written by a version that chose the answer differently.`;
+  const plural = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
+  const eligibility =
+    eligible === result.pool.length
+      ? `All of them have clean loss L ≤ η (the dashed line; the dotted line is the input model's L), so each can be chosen. `
+      : `Only the ${plural(eligible, 'point')} with clean loss L ≤ η (left of the dashed line; the dotted line is the input model's L) can be chosen. `;
   const caption =
-    `Each point is one member of the final front the answer was chosen from (${result.pool.length} points: the last round's Pareto pool, blue, and ${segment} point${segment === 1 ? '' : 's'} of the closing segment w₀ + t·(w* − w₀), light blue), measured on the final X̃ (${result.adversarial.count} adversarial examples) and the clean subset. ` +
-    `Only the ${eligible} point${eligible === 1 ? '' : 's'} with clean loss L ≤ η (left of the dashed line) can be chosen. ` +
-    `ω picks the eligible point with the smallest ω·Ṽ + (1 − ω)·L̃, where Ṽ and L̃ are V and L rescaled to [0, 1] over the eligible points: ω = 1 takes the least violation, ω = 0 the least clean loss, and a larger ω never picks more violation. ` +
-    `A black ring and a label at the right mark the point each ω would pick (computed with the library's chooseAnswer); the red ring is this run's answer (ω = ${short(result.options.omega)}). ${rerun} ` +
-    `The plot shows the training-side criteria only; test accuracies are measured for the answer alone (the table at the top).${mismatch}`;
+    `Each point is a member of the final front the answer was chosen from (${plural(result.pool.length, 'point')}): the last round's Pareto pool (blue) and ${plural(segment, 'point')} of the closing segment w₀ + t·(w* − w₀) (light blue) between the input weights w₀ and w*, the least-violating point the cutting planes reached, all measured on the final X̃ (${result.adversarial.count} adversarial examples) and the clean subset. ` +
+    eligibility +
+    `ω picks the eligible point with the smallest ω·Ṽ + (1 − ω)·L̃, V and L rescaled to [0, 1] over the eligible points: ω = 1 takes the least violation, ω = 0 the least clean loss, and a larger ω never picks more violation. ` +
+    `A black ring and a label at the right mark the point each ω picks (the library's chooseAnswer on this front); the red ring is this run's answer (ω = ${short(result.options.omega)}). ${rerun} ` +
+    `Only training-side criteria are plotted; the test metrics at the top are those of the answer alone.${mismatch}`;
   return [
     '<h2>The ω front: which point each ω picks</h2>',
     `<p class="caption">${caption}</p>`,
@@ -199,5 +208,6 @@ circle.answer{fill:none;stroke:${COLORS.chosen};stroke-width:2.5}
 circle.omega-pick{stroke:#1d2330;stroke-width:1.2;fill:none}
 polyline.leader{stroke:#9aa1ac;stroke-width:.8;stroke-dasharray:2 2;fill:none}
 text.omega-label{font-size:11px;fill:#1d2330}g.is-answer text.omega-label{fill:${COLORS.chosen};font-weight:600}
-p.caption{max-width:720px}
+p.caption{max-width:720px}table.omega-picks td:nth-child(2),table.omega-picks th:nth-child(2){text-align:left}
+line.start-loss{stroke:#5c6370;stroke-dasharray:1 3;stroke-width:1.2}
 `;
