@@ -7,7 +7,7 @@ import { resolveCorrectionOptions } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import type { CandidateRecord } from '../lib/correction/types.js';
 import { saveModel } from '../lib/models/io.js';
-import { OMEGA_GRID, omegaDependentSteps, reportOmegas, type ResultDocument } from '../lib/report/index.js';
+import { OMEGA_GRID, omegaDependentSteps, renderReport, reportOmegas, type ResultDocument } from '../lib/report/index.js';
 import { runCorrection, type CorrectionRunSettings } from '../lib/runs/correction.js';
 import { trainTinyMnistModel } from './helpers/tiny-mnist.js';
 
@@ -22,6 +22,12 @@ function attrsOf(html: string, selector: RegExp): Array<Record<string, string>> 
   return out;
 }
 
+function captionOf(page: string): string {
+  const start = page.indexOf('<p class="caption">');
+  assert.ok(start >= 0, 'the ω front has a caption');
+  return page.slice(start, page.indexOf('</p>', start));
+}
+
 function candidate(round: number, iteration: number, feasible: boolean, extra: Partial<CandidateRecord> = {}): CandidateRecord {
   return { id: 0, round, iteration, alpha: 1, violation: 1, misclassified: 0, cleanLoss: 0.1, distance: 1, feasible, ...extra };
 }
@@ -32,6 +38,10 @@ describe('report: the ω front of report.html on a real correction', function ()
   let result: ResultDocument;
   let html: string;
   let svg: string;
+  let runSettings: CorrectionRunSettings;
+  // One step size: each line search has a single candidate, so ω picks nothing but the answer and a
+  // rerun with another ω follows the same path (τ 0.2 leaves the quarter steps room under η).
+  const OPTIONS = { nAdversarial: 10, rounds: 1, maxIterations: 10, cleanSize: 500, delta: 1, alphas: [0.25], tau: 0.2, omega: 0.5 };
 
   before(async function () {
     await initBackend();
@@ -43,7 +53,7 @@ describe('report: the ω front of report.html on a real correction', function ()
       model: path.join(dir, 'input'),
       dataset: 'mnist',
       out: path.join(dir, 'run'),
-      options: resolveCorrectionOptions({ nAdversarial: 10, rounds: 1, maxIterations: 10, cleanSize: 500, delta: 1, omega: 0.5 }),
+      options: resolveCorrectionOptions(OPTIONS),
       advCandidates: 300,
       advOffset: 0,
       advLabels: 'true',
@@ -56,6 +66,7 @@ describe('report: the ω front of report.html on a real correction', function ()
       sweep: [],
       evaluateModels: false,
     };
+    runSettings = settings;
     await runCorrection(settings, { quiet: true, resume: false });
     // What a user has: the two files the run left.
     result = JSON.parse(await fs.readFile(path.join(dir, 'run', 'result.json'), 'utf8')) as ResultDocument;
@@ -120,33 +131,69 @@ describe('report: the ω front of report.html on a real correction', function ()
     }
   });
 
-  it('says in the caption how ω picks and whether a rerun with --omega reproduces a mark', () => {
-    const caption = html.slice(html.indexOf('<p class="caption">'), html.indexOf('</p>', html.indexOf('<p class="caption">')));
+  it('says in the caption how ω picks and, as no line search gave ω a choice, that a rerun reproduces a mark', () => {
+    assert.equal(omegaDependentSteps(result), 0);
+    const caption = captionOf(html);
     assert.match(caption, new RegExp(`final front the answer was chosen from \\(${result.pool.length} points`));
     assert.match(caption, /ω·Ṽ \+ \(1 − ω\)·L̃/);
-    assert.match(caption, /--omega/);
-    if (omegaDependentSteps(result) === 0) assert.match(caption, /rerunning the same command with <code>--omega 0\.2<\/code> \(say\) returns the point marked ω 0\.2/);
-    else assert.match(caption, /can therefore take a different path/);
+    assert.match(caption, /rerunning the same command with <code>--omega 0\.2<\/code> \(say\) returns the point marked ω 0\.2/);
+  });
+
+  it('a rerun of the same correction with ω = 0 ends on the point marked ω 0', async () => {
+    const marked = chooseAnswer(result.pool, 0, result.eta).chosen;
+    assert.notEqual(marked.id, result.chosen.id, 'ω 0 marks another point than the run’s answer (ω 0.5)');
+    const rerun = await runCorrection(
+      { ...runSettings, out: path.join(dir, 'rerun'), options: resolveCorrectionOptions({ ...OPTIONS, omega: 0 }) },
+      { quiet: true, resume: false },
+    );
+    assert.equal(rerun.chosen.violation, marked.violation);
+    assert.equal(rerun.chosen.cleanLoss, marked.cleanLoss);
+    assert.equal(rerun.chosen.id, marked.id);
+  });
+
+  it('warns that a rerun may differ once a line search had a trade-off between feasible candidates', () => {
+    const round = result.rounds.at(-1)!.round;
+    const traded: ResultDocument = {
+      ...result,
+      candidates: [
+        ...result.candidates,
+        { id: 9001, round, iteration: 99, alpha: 0.5, violation: 1, misclassified: 1, cleanLoss: result.eta * 0.99, distance: 1, feasible: true },
+        { id: 9002, round, iteration: 99, alpha: 1, violation: 0, misclassified: 0, cleanLoss: result.eta, distance: 2, feasible: true },
+      ],
+    };
+    assert.equal(omegaDependentSteps(traded), 1);
+    assert.match(captionOf(renderReport(traded)), /In 1 of this run's \d+ line searches .* can therefore take a different path/);
   });
 });
 
 describe('report: line searches where ω also chose the iterate', () => {
-  it('counts the line searches with more than one loss-feasible candidate, ignoring segment points and round starts', () => {
+  it('counts the line searches with two or more loss-feasible candidates and none best in both criteria', () => {
     const candidates = [
       candidate(0, 0, true),
+      // one feasible candidate: ω has no choice
       candidate(1, 1, true),
       candidate(1, 1, false),
+      // two feasible candidates with equal criteria: the tie-break after V decides, counted
       candidate(1, 2, true),
       candidate(1, 2, true),
+      // one candidate has less violation and no more loss than the other: every ω takes it
+      candidate(1, 3, true, { violation: 0.5, cleanLoss: 0.1 }),
+      candidate(1, 3, true, { violation: 1, cleanLoss: 0.1 }),
+      // a trade-off between V and L: ω decides, counted
+      candidate(1, 4, true, { violation: 0.5, cleanLoss: 0.3 }),
+      candidate(1, 4, true, { violation: 1, cleanLoss: 0.2 }),
+      candidate(1, 4, false, { violation: 0, cleanLoss: 0.5 }),
+      // round starts and segment points are no line searches
       candidate(2, 0, true),
       candidate(2, 0, true),
       candidate(2, 1, false),
       candidate(2, 1, false),
-      candidate(2, 3, true, { segment: true }),
-      candidate(2, 3, true, { segment: true }),
+      candidate(2, 3, true, { segment: true, violation: 0.5, cleanLoss: 0.3 }),
+      candidate(2, 3, true, { segment: true, violation: 1, cleanLoss: 0.2 }),
     ];
-    assert.equal(omegaDependentSteps({ candidates }), 1);
+    assert.equal(omegaDependentSteps({ candidates }), 2);
     assert.equal(omegaDependentSteps({ candidates: candidates.slice(0, 3) }), 0);
+    assert.equal(omegaDependentSteps({ candidates: candidates.slice(5, 7) }), 0);
   });
 
   it('the report ω list is the grid plus the run’s own ω, ascending and without repeats', () => {

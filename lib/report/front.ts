@@ -38,18 +38,27 @@ export function omegaPicks(result: Pick<ResultDocument, 'pool' | 'eta'>, omegas:
 }
 
 /**
- * Line searches in which ω also chose the next iterate: those with more than one loss-feasible
- * candidate (with one or none the iterate does not depend on ω). 0 means the whole path of the run
- * is the same for every ω, so a rerun with another --omega ends on this front.
+ * Line searches in which ω may have chosen the next iterate. The iterate is the loss-feasible
+ * candidate with the smallest weighted score (ties: smaller V), so ω cannot matter when at most one
+ * candidate has L ≤ η, nor when one of them has a smaller V than each other feasible candidate and no
+ * larger L (its score is then never larger, and a tie goes to it). Every other search with two or
+ * more feasible candidates is counted. 0 means the whole path of the run is the same for every ω, so
+ * a rerun with another --omega ends on this front.
  */
 export function omegaDependentSteps(result: Pick<ResultDocument, 'candidates'>): number {
-  const feasibleBySearch = new Map<string, number>();
+  const bySearch = new Map<string, CandidateRecord[]>();
   for (const c of result.candidates) {
-    if (c.segment || c.iteration === 0) continue;
+    if (c.segment || c.iteration === 0 || !c.feasible) continue;
     const key = `${c.round}:${c.iteration}`;
-    feasibleBySearch.set(key, (feasibleBySearch.get(key) ?? 0) + (c.feasible ? 1 : 0));
+    bySearch.set(key, [...(bySearch.get(key) ?? []), c]);
   }
-  return [...feasibleBySearch.values()].filter((count) => count > 1).length;
+  let count = 0;
+  for (const feasible of bySearch.values()) {
+    if (feasible.length < 2) continue;
+    const settled = feasible.some((c) => feasible.every((o) => o === c || (c.violation < o.violation && c.cleanLoss <= o.cleanLoss)));
+    if (!settled) count++;
+  }
+  return count;
 }
 
 /** How a front member came about, for labels and the table. */
@@ -175,8 +184,8 @@ export function frontSection(result: ResultDocument): string {
   const searches = new Set(result.candidates.filter((c) => !c.segment && c.iteration > 0).map((c) => `${c.round}:${c.iteration}`)).size;
   const rerun =
     dependent === 0
-      ? `In this run no line search had more than one candidate with L ≤ η, so ω chose nothing but the answer: every step of the run is the same for any ω, and rerunning the same command with <code>--omega 0.2</code> (say) returns the point marked ω 0.2.`
-      : `In ${dependent} of this run's ${searches} line searches more than one candidate had L ≤ η, and there ω also chose the next iterate; a rerun with another <code>--omega</code> can therefore take a different path and end on a different front, so a mark is the point that ω picks from <em>this</em> front (exact when the path stays the same).`;
+      ? `In this run no line search offered ω a choice (each had at most one candidate with L ≤ η, or one with less violation and no more loss than the others), so ω chose nothing but the answer: every step of the run is the same for any ω, and rerunning the same command with <code>--omega 0.2</code> (say) returns the point marked ω 0.2.`
+      : `In ${dependent} of this run's ${searches} line searches more than one candidate had L ≤ η and none was best in both criteria, so ω may also have chosen the next iterate there; a rerun with another <code>--omega</code> can therefore take a different path and end on a different front, so a mark is the point that ω picks from <em>this</em> front (exact when the path stays the same).`;
   const mismatch =
     own.point.id === result.chosen.id
       ? ''
