@@ -15,5 +15,6 @@ export {
   type ExampleImages,
 } from './result.js';
 export { encodePng } from './png.js';
+export { frontSection, frontSvg, omegaPicks, reportOmegas, omegaDependentSteps, describePoint, OMEGA_GRID, type OmegaPick } from './front.js';
 export { writeReport } from './write.js';
 export { renderCompareReport, compareSvg, compareTable, type CompareDocument, type CompareGroup, type Stat } from './compare.js';
