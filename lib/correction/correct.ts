@@ -14,8 +14,8 @@
  *       ŵ ← argmin ‖w − w₀‖² over W_cut             solveCutQp (qp-step.ts)
  *       w(α) = w_k + α(ŵ − w_k), α ∈ grid           lineSearch (line-search.ts)
  *       P ← non-dominated (V, L); pick w_{k+1}      selectAndOffer (pareto-pool.ts)
- *       stop when V = 0 and L ≤ η, or stalled      stopReason (stopping.ts)
- *     round end: continue from the best of P       endRound, nextRoundStart (rounds.ts)
+ *       stop when V = 0 and L ≤ η, or stalled      stopReason; the time budget: budgetAfterIteration (stopping.ts)
+ *     round end: continue from the best of P       endRound, nextRoundStart (rounds.ts); budgetAfterRound (stopping.ts)
  *   answer: ω·Ṽ + (1 − ω)·L̃ over the final front   finalAnswer (pareto-pool.ts), correctionResult (result.ts)
  */
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -46,7 +46,7 @@ import {
   type LabelledImages,
   type PoolEntry,
 } from './state.js';
-import { correctAfter, stopReason } from './stopping.js';
+import { budgetAfterIteration, budgetAfterRound, correctAfter, stopReason } from './stopping.js';
 import type { CorrectionProgress, CorrectionResult, IterationLog, StopReason } from './types.js';
 
 export type { CutPoolLike, CutRow } from './cuts.js';
@@ -248,7 +248,7 @@ export async function correct(
         state.log.push(log);
         onProgress?.({ kind: 'iteration', maxIterations: options.maxIterations, rounds: options.rounds, ...log });
 
-        // Stop tests; a stopped round ends the run or hands its best point to the next round.
+        // Stop tests (and the time budget); a stopped round ends the run or hands its best point to the next round.
         stop = stopReason({
           next,
           step: next ? distance(next.w, wk) : 0,
@@ -259,10 +259,16 @@ export async function correct(
           maxIterations: options.maxIterations,
           violation: options.violation,
         });
+        if (!stop && options.budgetSeconds !== undefined) {
+          state.budget = budgetAfterIteration(options.budgetSeconds, elapsed(), state.round, state.iteration);
+          if (state.budget) stop = 'budget_spent';
+        }
         if (stop) {
           const count = state.advLabels.length;
           const summary = roundSummary(state, stop, correctAfter(count, next ? next.misclassified : -1));
-          endRound(state, summary, options.rounds, state.round < options.rounds ? nextRoundStart(paretoPool.members, eta) : undefined);
+          if (options.budgetSeconds !== undefined && !state.budget) state.budget = budgetAfterRound(options.budgetSeconds, elapsed(), state.round, options.rounds);
+          const lastRound = state.budget ? state.round : options.rounds;
+          endRound(state, summary, lastRound, state.round < lastRound ? nextRoundStart(paretoPool.members, eta) : undefined);
         }
         state.pool = [...paretoPool.members];
         await control.onCheckpoint?.(snapshot());
@@ -270,7 +276,8 @@ export async function correct(
       }
       if (!stop) {
         // M reached before the loop body set a reason (e.g. resumed at the limit).
-        endRound(state, roundSummary(state, 'max_iterations', state.correctAtRoundStart), options.rounds, undefined);
+        if (options.budgetSeconds !== undefined && !state.budget) state.budget = budgetAfterRound(options.budgetSeconds, elapsed(), state.round, options.rounds);
+        endRound(state, roundSummary(state, 'max_iterations', state.correctAtRoundStart), state.budget ? state.round : options.rounds, undefined);
       }
     }
 

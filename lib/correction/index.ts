@@ -5,6 +5,7 @@ export { dropInfeasible, INFEASIBLE_RULE, type CutQpSnapshot } from './qp-step.j
 export {
   resolveCorrectionOptions,
   DEFAULT_CORRECTION_OPTIONS,
+  BUDGET_MAX_ROUNDS,
   type CorrectionOptions,
   type CorrectionOptionsInput,
   type CorrectionAttackOptions,

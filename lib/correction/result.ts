@@ -50,5 +50,6 @@ export function correctionResult(
     totalQpTimeMs: state.qpTimeMs,
     totalTimeMs: totals.totalTimeMs,
     resumed: totals.resumed,
+    ...(state.budget ? { budget: state.budget } : {}),
   };
 }

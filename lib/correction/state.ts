@@ -8,7 +8,7 @@ import { AdvcorrectError } from '../errors.js';
 import type { ParameterView } from '../models/parameters.js';
 import type { CorrectionOptions } from './options.js';
 import type { ParetoPool } from './selection.js';
-import type { CandidateRecord, InfeasibleEvent, IterationLog, RoundSummary } from './types.js';
+import type { BudgetOutcome, CandidateRecord, InfeasibleEvent, IterationLog, RoundSummary } from './types.js';
 
 /** Images with labels: an ImageDataset fits. Images are NHWC float32 in the model's input space. */
 export interface LabelledImages {
@@ -75,6 +75,8 @@ export interface CorrectionState {
   correctAtRoundStart: number;
   elapsedMs: number;
   qpTimeMs: number;
+  /** Set once a time budget ended (or shaped) the run. */
+  budget?: BudgetOutcome;
 }
 
 export interface Fingerprint {
