@@ -1,4 +1,4 @@
-export { correct, cloneModel, defaultCutPool, type CorrectionControl, type CorrectionOutput } from './correct.js';
+export { correct, cloneModel, type CorrectionControl, type CorrectionOutput } from './correct.js';
 export type { LabelledImages, CorrectionState, CutRecord, PoolEntry } from './state.js';
 export type { CutPoolLike } from './cuts.js';
 export { dropInfeasible, INFEASIBLE_RULE, type CutQpSnapshot } from './qp-step.js';
