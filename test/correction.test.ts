@@ -5,21 +5,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../lib/backend/index.js';
-import {
-  correct,
-  dropInfeasible,
-  type CorrectionState,
-  type CutPoolLike,
-  type CutRecord,
-  type LabelledImages,
-} from '../lib/correction/correct.js';
+import { correct, defaultCutPool, dropInfeasible, type CorrectionState, type CutPoolLike, type CutRecord, type LabelledImages } from '../lib/correction/correct.js';
 import { decodeBundle, encodeBundle, loadCheckpoint, replaceDirAtomic, saveCheckpoint } from '../lib/correction/checkpoint.js';
 import { writeFileAtomic } from '../lib/util/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
 import { cleanLoss, margins } from '../lib/models/gradients.js';
-import type { QpResult } from '../lib/qp/types.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small real setting: a tiny CNN trained here on 1,500 MNIST training images, 10 FGSM examples.
@@ -84,119 +76,6 @@ function adversarialSet(model: tfl.LayersModel, pool: LabelledImages, count: num
   return { images, labels };
 }
 
-// ---------------------------------------------------------------------------------------------
-// The cut pool: the native one when built, otherwise a small exact JS stand-in (dense rows,
-// Hildreth's dual coordinate ascent run to a tight tolerance) so the loop's logic is still tested.
-
-class JsCutPool implements CutPoolLike {
-  // Dense rows, the Gram matrix G = AAᵀ kept incrementally, and projected Gauss–Seidel on the dual
-  // max −½λᵀGλ + λᵀ(Aw₀ − b), λ ≥ 0 (warm-started from the previous multipliers).
-  private rows: Float64Array[] = [];
-  private uppers: number[] = [];
-  private ids: number[] = [];
-  private gram: number[][] = [];
-  private nextId = 1;
-  private lambda: number[] = [];
-  constructor(private readonly n: number) {}
-  get size(): number {
-    return this.rows.length;
-  }
-  appendDense(row: Float32Array | Float64Array, upper: number): number {
-    const a = Float64Array.from(row);
-    const g = this.rows.map((r) => {
-      let s = 0;
-      for (let j = 0; j < this.n; j++) s += r[j]! * a[j]!;
-      return s;
-    });
-    this.gram.forEach((gi, i) => gi.push(g[i]!));
-    let self = 0;
-    for (let j = 0; j < this.n; j++) self += a[j]! * a[j]!;
-    this.gram.push([...g, self]);
-    this.rows.push(a);
-    this.uppers.push(upper);
-    this.lambda.push(0);
-    this.ids.push(this.nextId);
-    return this.nextId++;
-  }
-  appendSparse(index: Int32Array, value: Float32Array | Float64Array, upper: number): number {
-    const row = new Float64Array(this.n);
-    index.forEach((j, t) => (row[j] = value[t]!));
-    return this.appendDense(row, upper);
-  }
-  remove(ids: ArrayLike<number>): number {
-    const gone = new Set(Array.from(ids));
-    const keep = this.ids.map((id) => !gone.has(id));
-    const pick = <T>(list: T[]) => list.filter((_, i) => keep[i]);
-    this.rows = pick(this.rows);
-    this.uppers = pick(this.uppers);
-    this.lambda = pick(this.lambda);
-    this.ids = pick(this.ids);
-    this.gram = pick(this.gram).map((gi) => pick(gi));
-    return keep.filter((k) => !k).length;
-  }
-  async solve(w0: Float64Array): Promise<QpResult> {
-    const started = Date.now();
-    const m = this.rows.length;
-    const c = this.rows.map((a, i) => {
-      let s = 0;
-      for (let j = 0; j < this.n; j++) s += a[j]! * w0[j]!;
-      return s - this.uppers[i]!;
-    });
-    const lambda = this.lambda.slice();
-    const G = this.gram;
-    let sweeps = 0;
-    for (; sweeps < 20000; sweeps++) {
-      let change = 0;
-      for (let i = 0; i < m; i++) {
-        const gi = G[i]!;
-        let grad = -c[i]!;
-        for (let k = 0; k < m; k++) grad += gi[k]! * lambda[k]!;
-        const next = Math.max(0, lambda[i]! - grad / (gi[i]! || 1));
-        change = Math.max(change, Math.abs(next - lambda[i]!) * Math.sqrt(gi[i]!));
-        lambda[i] = next;
-      }
-      if (change < 1e-11) break;
-    }
-    this.lambda = lambda;
-    const w = Float64Array.from(w0);
-    for (let i = 0; i < m; i++) if (lambda[i]! > 0) for (let j = 0; j < this.n; j++) w[j] -= lambda[i]! * this.rows[i]![j]!;
-    let primal = 0;
-    for (let i = 0; i < m; i++) {
-      let dot = 0;
-      for (let j = 0; j < this.n; j++) dot += this.rows[i]![j]! * w[j]!;
-      primal = Math.max(primal, dot - this.uppers[i]!);
-    }
-    let objective = 0;
-    for (let j = 0; j < this.n; j++) objective += 0.5 * (w[j]! - w0[j]!) ** 2;
-    return {
-      status: primal < 1e-6 ? 'solved' : 'max_iter_reached',
-      solver: 'dual',
-      x: w,
-      y: Float64Array.from(lambda),
-      z: new Float64Array(this.n),
-      objective,
-      iterations: sweeps,
-      solveTimeMs: Date.now() - started,
-      residuals: { primal, dual: 0, gap: 0 },
-    };
-  }
-}
-
-let nativePool = false;
-
-async function poolFactory(): Promise<(n: number) => Promise<CutPoolLike>> {
-  try {
-    const specifier = '../lib/qp/cut-pool.js';
-    const mod = (await import(specifier)) as { CutPool: new (n: number, o: object) => CutPoolLike };
-    const probe = new mod.CutPool(2, {});
-    probe.dispose?.();
-    nativePool = true;
-    return async (n) => new mod.CutPool(n, {});
-  } catch {
-    return async (n) => new JsCutPool(n);
-  }
-}
-
 function weightsOf(model: tfl.LayersModel): Float32Array[] {
   return model.getWeights().map((t) => t.dataSync() as Float32Array);
 }
@@ -206,13 +85,13 @@ describe('correction: the cutting-plane loop on a small real setting', function 
   let model: tfl.LayersModel;
   let clean: LabelledImages;
   let adversarial: LabelledImages;
-  let createPool: (n: number) => Promise<CutPoolLike>;
+  // The native cut pool, as in a real run: the addon is built in CI and a missing addon fails the test.
+  const createPool = defaultCutPool;
   // One round (no regenerate here) and ω = 1: the answer is the least-violation point of the front (the full correction).
   const baseOptions = { delta: 1, maxIterations: 30, patience: 8, cutClasses: 'worst' as const, omega: 1, rounds: 1 };
 
   before(async function () {
     await initBackend();
-    createPool = await poolFactory();
     const ds = await loadDataset('mnist', 'train');
     model = tinyCnn(3);
     await train(model, slice(ds, 0, 1500), 3);
@@ -251,8 +130,8 @@ describe('correction: the cutting-plane loop on a small real setting', function 
     assert.ok(result.pool.some((p) => p.id === result.chosen.id));
     for (const it of result.iterations) {
       assert.ok(it.cutsTotal >= it.cutsAdded);
-      // The JS stand-in may stop at its sweep limit; the native dual solver must solve every QP.
-      if (nativePool) assert.ok(it.qpStatus.startsWith('solved'), it.qpStatus);
+      // The native dual solver solves every QP exactly.
+      assert.ok(it.qpStatus.startsWith('solved'), it.qpStatus);
     }
     corrected.dispose();
   });
@@ -310,8 +189,8 @@ describe('correction: the cutting-plane loop on a small real setting', function 
 
   it('handles an infeasible QP by dropping the certificate support and continuing', async () => {
     let injected = false;
-    const wrapped = async (n: number): Promise<CutPoolLike> => {
-      const inner = await createPool(n);
+    const wrapped = (n: number): CutPoolLike => {
+      const inner = createPool(n);
       return {
         get size() {
           return inner.size;

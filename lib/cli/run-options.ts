@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetName } from '../data/datasets.js';
-import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
+import { BUDGET_MAX_ROUNDS, DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import { APGD_DEFAULTS, SQUARE_DEFAULTS } from '../attacks/index.js';
 import { ADV_SOURCES, DATASET_PRESETS, type AdvSource } from '../correction/presets.js';
 import { metricRows, type RunDocument } from '../report/index.js';
@@ -55,8 +55,19 @@ export function parseAttackList(value: string): string[] {
 }
 
 /** The correction method's own options (not shared with the baselines). */
+/** --budget-s: a finite number of seconds > 0. */
+function parseBudget(value: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`expected a finite number of seconds > 0, got '${value}'`);
+  return v;
+}
+
 export function addMethodOptions(cmd: Command): Command {
   const d = DEFAULT_CORRECTION_OPTIONS;
+  // Whether --rounds was typed (a budget without it keeps adding rounds up to BUDGET_MAX_ROUNDS).
+  cmd.hook('preAction', (command) => {
+    command.setOptionValueWithSource('roundsGiven', command.getOptionValueSource('rounds') === 'cli', 'implied');
+  });
   return cmd
     .option('--omega <w>', 'ω: weight of the violation in the score ω·Ṽ + (1 − ω)·L̃ that picks the answer from the final Pareto front (1 = the least violation, 0 = the least clean loss)', parseUnit, d.omega)
     .option('--segment-points <n>', 'points of the segment w₀ → w* added to the final front before ω picks the answer (0 = none)', parseNonNegativeInteger, d.segmentPoints)
@@ -66,6 +77,11 @@ export function addMethodOptions(cmd: Command): Command {
     .option('--iterations <m>', 'M: inner iterations per round', parsePositiveInteger, d.maxIterations)
     .addOption(new Option('--alphas <list>', 'line-search step sizes α in (0, 1]').argParser(parseAlphas).default(d.alphas, d.alphas.join(',')))
     .option('--rounds <r>', 'R: outer rounds (each regenerates X̃ against the corrected model)', parsePositiveInteger, d.rounds)
+    .option(
+      '--budget-s <s>',
+      `wall-clock budget of the correction loop in seconds: rounds are added while another fits (a round is assumed to take the mean time of the rounds so far), up to --rounds if given, else up to ${BUDGET_MAX_ROUNDS}; a round stops once the budget is spent (if already after round 1's first iteration, the run says so); the answer is chosen as usual`,
+      parseBudget,
+    )
     .addOption(new Option('--cut-classes <which>', 'cut all near-active wrong classes or only the worst per example').choices(['all', 'worst']).default(d.cutClasses))
     .option('--cut-slack <s>', 'cut targets aim inside: margin cuts at δ(1 + s), the loss cut at η − s(η − L₀)', parseNonNegativeNumber, d.cutSlack)
     .option('--active-tol <t>', 'a margin cut is added when g_ij(w_k) ≥ −t', parseNonNegativeNumber, d.activeTolerance)
@@ -230,7 +246,10 @@ export function evaluationFromFlags(flags: Record<string, unknown>): EvaluationS
 
 /** Commander flags → correction run settings. */
 export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSettings & { out: string; dataset: DatasetName }): CorrectionRunSettings {
-  const draw = drawFromFlags(flags, flags.rounds as number);
+  const budgetSeconds = flags.budgetS as number | undefined;
+  // With --budget-s and no --rounds on the command line, the round limit is the budget's cap.
+  const rounds = budgetSeconds !== undefined && flags.roundsGiven !== true ? BUDGET_MAX_ROUNDS : (flags.rounds as number);
+  const draw = drawFromFlags(flags, rounds);
   const input: CorrectionOptionsInput = {
     delta: flags.delta as number,
     tau: flags.tau as number,
@@ -239,7 +258,8 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSet
     alphas: flags.alphas as number[],
     omega: flags.omega as number,
     segmentPoints: flags.segmentPoints as number,
-    rounds: flags.rounds as number,
+    rounds,
+    ...(budgetSeconds !== undefined ? { budgetSeconds } : {}),
     cutClasses: flags.cutClasses as 'all' | 'worst',
     activeTolerance: flags.activeTol as number,
     cutSlack: flags.cutSlack as number,

@@ -1,111 +1,57 @@
 /**
- * Adversary correction: the cutting-plane loop (docs/correction.md).
+ * Adversary correction: the cutting-plane loop (docs/correction.md), written as Algorithm 1 of
+ * Zhao & Kronqvist (arXiv 2409.13770) with each step in its own file:
  *
  *   minimise ‖w − w₀‖²  s.t.  g_ij(w) = f_j(x̃ᵢ; w) − f_{yᵢ}(x̃ᵢ; w) + δ ≤ 0   (j ≠ yᵢ)
  *                             h(w)    = L_clean(w) − η ≤ 0
  *
- * Inner iteration k at w_k: linearise the near-active margin constraints and h at w_k and append
- * the cuts ∇gᵀw ≤ ∇gᵀw_k − g(w_k) to the native cut pool; solve min ½‖w − w₀‖² over all cuts
- * (warm-started dual active set) → ŵ; line-search w(α) = w_k + α(ŵ − w_k) over the α grid;
- * evaluate V and L at each candidate; keep the non-dominated ones in the Pareto pool; pick
- * w_{k+1} by the normalised weighted sum (selection.ts). Outer rounds regenerate X̃.
+ * Algorithm 1                                     here
+ *   input w₀, X̃, clean data; η = (1 + τ)·L(w₀)    measureStart (criteria.ts), initialState (state.ts)
+ *   for r = 1..R (outer rounds)                    while (!state.done)
+ *     r ≥ 2: X̃ ← X̃ ∪ attack(w_k); reset P          appendExamples, restartRound (rounds.ts)
+ *     for k = 1..M (inner iterations)              while (!stop && iteration < maxIterations)
+ *       add cuts of g and h at w_k to W_cut         linearise, LiveCuts.append, cutsOverLimit (cuts.ts)
+ *       ŵ ← argmin ‖w − w₀‖² over W_cut             solveCutQp (qp-step.ts)
+ *       w(α) = w_k + α(ŵ − w_k), α ∈ grid           lineSearch (line-search.ts)
+ *       P ← non-dominated (V, L); pick w_{k+1}      selectAndOffer (pareto-pool.ts)
+ *       stop when V = 0 and L ≤ η, or stalled      stopReason; the time budget: budgetAfterIteration (stopping.ts)
+ *     round end: continue from the best of P       endRound, nextRoundStart (rounds.ts); budgetAfterRound (stopping.ts)
+ *   answer: ω·Ṽ + (1 − ω)·L̃ over the final front   finalAnswer (pareto-pool.ts), correctionResult (result.ts)
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { ParameterView } from '../models/parameters.js';
-import { cleanLoss, cleanLossGradient, compileInputs, marginRows, predictLogits } from '../models/gradients.js';
-import type { QpResult } from '../qp/types.js';
-import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from './options.js';
-import { ParetoPool, chooseAnswer, chooseFinal, chooseWeighted, segmentGrid } from './selection.js';
-import type {
-  CandidateRecord,
-  CorrectionProgress,
-  CorrectionResult,
-  InfeasibleEvent,
-  IterationLog,
-  RoundSummary,
-  StopReason,
-} from './types.js';
+import { compileInputs } from '../models/gradients.js';
+import { CutPool } from '../qp/cut-pool.js';
+import { candidateEntry, evaluatePoint, measureStart } from './criteria.js';
+import { LiveCuts, cutsOverLimit, linearise, longInactive, rebuildCuts, trackInactivity, type CutPoolLike } from './cuts.js';
+import { lineSearch } from './line-search.js';
+import { resolveCorrectionOptions, type CorrectionOptionsInput } from './options.js';
+import { bestFeasibleViolation, finalAnswer, selectAndOffer } from './pareto-pool.js';
+import { solveCutQp, type CutQpSnapshot } from './qp-step.js';
+import { correctionResult } from './result.js';
+import { appendExamples, endRound, nextRoundStart, restartRound, roundSummary } from './rounds.js';
+import { ParetoPool } from './selection.js';
+import {
+  checkResumable,
+  distance,
+  initialState,
+  norm,
+  snapshotState,
+  stripW,
+  sum,
+  type CorrectionProblem,
+  type CorrectionState,
+  type LabelledImages,
+  type PoolEntry,
+} from './state.js';
+import { budgetAfterIteration, budgetAfterRound, correctAfter, stopReason } from './stopping.js';
+import type { CorrectionProgress, CorrectionResult, IterationLog, StopReason } from './types.js';
 
-/** Images with labels: an ImageDataset fits. Images are NHWC float32 in the model's input space. */
-export interface LabelledImages {
-  images: Float32Array;
-  labels: ArrayLike<number>;
-}
-
-/** The cut pool as the loop uses it (lib/qp/cut-pool.ts). */
-export interface CutPoolLike {
-  readonly size: number;
-  appendDense(row: Float32Array | Float64Array, upper: number, lower?: number): number;
-  appendSparse(index: Int32Array, value: Float32Array | Float64Array, upper: number, lower?: number): number;
-  remove(ids: ArrayLike<number>): number;
-  solve(
-    w0: Float64Array,
-    options: { solver?: 'dual' | 'admm'; eps?: number; timeLimitMs?: number; warmStart?: boolean; signal?: AbortSignal },
-  ): Promise<QpResult>;
-  dispose?(): void;
-}
-
-/** One stored cut: where it was made and for which constraint (enough to rebuild it). */
-export interface CutRecord {
-  /** Pool id returned by append. */
-  id: number;
-  /** Index into the state's linearisation points. */
-  point: number;
-  /** Example index in X̃, −1 for the loss cut. */
-  example: number;
-  /** Wrong class j, −1 for the loss cut. */
-  cls: number;
-  /** Consecutive solves with a zero multiplier. */
-  inactive: number;
-}
-
-/** A pool member with its weights (kept in the state so the answer can be recovered). */
-export interface PoolEntry extends CandidateRecord {
-  w: Float64Array;
-}
-
-/** Everything needed to continue a run exactly where it stopped (checkpoint.ts stores it). */
-export interface CorrectionState {
-  kind: 'advcorrect-correction-state';
-  options: CorrectionOptions;
-  parameterCount: number;
-  layers: string[];
-  inputSize: number;
-  numClasses: number;
-  /** Sum of w₀ and of the clean images, to catch a resume against other inputs. */
-  fingerprint: { w0Sum: number; cleanSum: number; cleanCount: number };
-  eta: number;
-  cleanLoss0: number;
-  w0Norm: number;
-  /** X̃ so far (all rounds), and the round that made each example. */
-  advImages: Float32Array;
-  advLabels: Uint8Array;
-  advRounds: Uint8Array;
-  /** Round in progress (1-based), iterations finished in it, and whether the run is over. */
-  round: number;
-  iteration: number;
-  roundStarted: boolean;
-  done: boolean;
-  /** Current iterate w_k. */
-  w: Float64Array;
-  /** Linearisation points, and the |X̃| in force at each (cuts use the first advCount examples). */
-  points: Float64Array[];
-  pointAdvCount: number[];
-  cuts: CutRecord[];
-  pool: PoolEntry[];
-  candidates: CandidateRecord[];
-  nextId: number;
-  log: IterationLog[];
-  rounds: RoundSummary[];
-  infeasible: InfeasibleEvent[];
-  bestViolation: number;
-  stall: number;
-  correctAtRoundStart: number;
-  elapsedMs: number;
-  qpTimeMs: number;
-}
+export type { CutPoolLike, CutRow } from './cuts.js';
+export { INFEASIBLE_RULE, dropInfeasible, type CutQpSnapshot } from './qp-step.js';
+export type { CorrectionState, CutRecord, LabelledImages, PoolEntry } from './state.js';
 
 export interface CorrectionControl {
   signal?: AbortSignal;
@@ -118,21 +64,8 @@ export interface CorrectionControl {
   resume?: CorrectionState;
   /** Called with each cut QP before it is solved (for --dump-qp). Rows are given in CSR. */
   onQp?: (qp: CutQpSnapshot) => Promise<void> | void;
-  /** Creates the cut pool (default: lib/qp/cut-pool.ts). For tests and alternative solvers. */
+  /** Creates the cut pool (default: defaultCutPool, the native CutPool of lib/qp/cut-pool.ts). For tests and alternative solvers. */
   createPool?: (n: number) => Promise<CutPoolLike> | CutPoolLike;
-}
-
-export interface CutQpSnapshot {
-  round: number;
-  iteration: number;
-  /** Solve attempt within the iteration (re-solves after dropping infeasible cuts count up). */
-  attempt: number;
-  rowPtr: Int32Array;
-  colIndex: Int32Array;
-  values: Float64Array;
-  rowLower: Float64Array;
-  rowUpper: Float64Array;
-  w0: Float64Array;
 }
 
 export interface CorrectionOutput {
@@ -145,18 +78,12 @@ export interface CorrectionOutput {
   front: PoolEntry[];
 }
 
-const INFEASIBLE_RETRIES = 3;
-
-async function defaultPool(n: number): Promise<CutPoolLike> {
-  const specifier = '../qp/cut-pool.js';
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(specifier)) as Record<string, unknown>;
-  } catch (error) {
-    throw new AdvcorrectError('ERR_NATIVE_MISSING', `the cut pool (lib/qp/cut-pool.ts) is not available: ${(error as Error).message}`, { cause: error });
-  }
-  const Ctor = mod.CutPool as new (n: number, options?: object) => CutPoolLike;
-  return new Ctor(n, {});
+/**
+ * The cut pool the loop uses unless control.createPool says otherwise: the native CutPool. A
+ * missing addon throws AdvcorrectError('ERR_NATIVE_MISSING') from lib/native.ts, unchanged.
+ */
+export function defaultCutPool(n: number): CutPoolLike {
+  return new CutPool(n, {});
 }
 
 /** A new LayersModel with the same topology and weights (the input stays untouched). */
@@ -189,50 +116,8 @@ function checkLabelled(name: string, data: LabelledImages, inputSize: number, nu
   return count;
 }
 
-function norm(v: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  return Math.sqrt(s);
-}
-
-function distance(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    s += d * d;
-  }
-  return Math.sqrt(s);
-}
-
-function sum(values: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < values.length; i++) s += values[i]!;
-  return s;
-}
-
 function yieldNow(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** The criteria of one point on X̃ (logits only). */
-function violationOf(logits: Float32Array, labels: ArrayLike<number>, count: number, C: number, delta: number) {
-  let sumViolation = 0;
-  let misclassified = 0;
-  const predictions: number[] = new Array(count);
-  for (let i = 0; i < count; i++) {
-    const y = labels[i]!;
-    const fy = logits[i * C + y]!;
-    let best = 0;
-    for (let j = 1; j < C; j++) if (logits[i * C + j]! > logits[i * C + best]!) best = j;
-    predictions[i] = best;
-    if (best !== y) misclassified++;
-    for (let j = 0; j < C; j++) {
-      if (j === y) continue;
-      const g = logits[i * C + j]! - fy + delta;
-      if (g > 0) sumViolation += g;
-    }
-  }
-  return { sumViolation, misclassified, predictions };
 }
 
 /**
@@ -251,11 +136,9 @@ export async function correct(
   if (control === null || typeof control !== 'object') throw new TypeError('control must be an object');
   const options = resolveCorrectionOptions(control.resume ? control.resume.options : optionsInput);
   const { signal, onProgress } = control;
-  const shape = compileInputs(model);
-  const inputSize = shape.inputSize;
-  const C = shape.numClasses;
-  const advCount0 = checkLabelled('adversarial', adversarial, inputSize, C);
-  const cleanCount = checkLabelled('cleanData', cleanData, inputSize, C);
+  const { inputSize, numClasses } = compileInputs(model);
+  checkLabelled('adversarial', adversarial, inputSize, numClasses);
+  const cleanCount = checkLabelled('cleanData', cleanData, inputSize, numClasses);
   if (options.rounds > 1 && typeof control.regenerate !== 'function') {
     throw new TypeError('options.rounds > 1 needs control.regenerate to make the adversarial examples of later rounds');
   }
@@ -266,254 +149,59 @@ export async function correct(
 
   const started = Date.now();
   const work = await cloneModel(model);
-  let pool: CutPoolLike | undefined;
+  let cutPool: CutPoolLike | undefined;
   try {
+    // Input: w₀, X̃, the clean data, η; the state of a fresh run or of the checkpoint.
     const view = new ParameterView(work, options.layers === 'all' ? undefined : options.layers);
     const n = view.size;
     if (n === 0) throw new AdvcorrectError('ERR_MODEL', 'the model has no trainable parameters to correct');
     const w0 = view.read();
-    const cleanImages = cleanData.images;
     const cleanLabels = Uint8Array.from(cleanData.labels as ArrayLike<number>);
-    const fingerprint = { w0Sum: sum(w0), cleanSum: sum(cleanImages), cleanCount };
-
-    // ---- state: fresh or resumed -------------------------------------------------------------
+    const fixed = { work, view, n, w0, inputSize, numClasses, options, cleanImages: cleanData.images, cleanLabels, signal };
+    const fingerprint = { w0Sum: sum(w0), cleanSum: sum(cleanData.images), cleanCount };
     let state: CorrectionState;
     if (control.resume) {
       state = control.resume;
-      if (state.kind !== 'advcorrect-correction-state') throw new AdvcorrectError('ERR_PARSE', 'control.resume is not a correction state');
-      if (state.parameterCount !== n || state.inputSize !== inputSize || state.numClasses !== C) {
-        throw new AdvcorrectError('ERR_MODEL', `the checkpoint was made for a model with ${state.parameterCount} parameters, ${state.inputSize} inputs and ${state.numClasses} classes; this one has ${n}, ${inputSize} and ${C}`);
-      }
-      if (state.fingerprint.w0Sum !== fingerprint.w0Sum) throw new AdvcorrectError('ERR_MODEL', 'the checkpoint was made from other model weights');
-      if (state.fingerprint.cleanSum !== fingerprint.cleanSum || state.fingerprint.cleanCount !== cleanCount) {
-        throw new AdvcorrectError('ERR_DATA', 'the checkpoint was made with other clean data');
-      }
+      checkResumable(state, n, inputSize, numClasses, fingerprint);
     } else {
-      const advLabels = Uint8Array.from(adversarial.labels as ArrayLike<number>);
-      view.write(w0);
-      const L0 = await cleanLoss(work, cleanImages, cleanLabels, { signal });
-      const eta = options.eta ?? (1 + options.tau) * L0;
       const advImages = adversarial.images.slice();
-      const logits0 = predictLogits(work, advImages);
-      const v0 = violationOf(logits0, advLabels, advCount0, C, options.delta);
-      const start: PoolEntry = {
-        id: 0,
-        round: 0,
-        iteration: 0,
-        alpha: 0,
-        violation: options.violation === 'sum' ? v0.sumViolation : v0.misclassified / advCount0,
-        misclassified: v0.misclassified,
-        cleanLoss: L0,
-        distance: 0,
-        feasible: L0 <= eta,
-        w: w0,
-      };
-      state = {
-        kind: 'advcorrect-correction-state',
-        options,
-        parameterCount: n,
-        layers: [...view.layers],
-        inputSize,
-        numClasses: C,
-        fingerprint,
-        eta,
-        cleanLoss0: L0,
-        w0Norm: norm(w0),
-        advImages,
-        advLabels,
-        advRounds: new Uint8Array(advCount0).fill(1),
-        round: 1,
-        iteration: 0,
-        roundStarted: true,
-        done: false,
-        w: w0,
-        points: [],
-        pointAdvCount: [],
-        cuts: [],
-        pool: [start],
-        candidates: [stripW(start)],
-        nextId: 1,
-        log: [],
-        rounds: [],
-        infeasible: [],
-        bestViolation: start.violation,
-        stall: 0,
-        correctAtRoundStart: advCount0 - v0.misclassified,
-        elapsedMs: 0,
-        qpTimeMs: 0,
-      };
-      onProgress?.({ kind: 'start', parameters: n, eta, cleanLoss: L0, adversarial: advCount0, violation: start.violation });
+      const advLabels = Uint8Array.from(adversarial.labels as ArrayLike<number>);
+      const { cleanLoss0, eta, start } = await measureStart(fixed, advImages, advLabels);
+      state = initialState({ options, parameterCount: n, layers: view.layers, inputSize, numClasses, fingerprint, eta, cleanLoss0, w0, advImages, advLabels, start });
+      onProgress?.({ kind: 'start', parameters: n, eta, cleanLoss: cleanLoss0, adversarial: advLabels.length, violation: start.violation });
     }
+    const problem: CorrectionProblem = { ...fixed, eta: state.eta, cleanLoss0: state.cleanLoss0 };
     const eta = state.eta;
     const resumed = Boolean(control.resume);
-    const startElapsed = state.elapsedMs;
-    const elapsed = () => startElapsed + (Date.now() - started);
+    const elapsed = ((startElapsed: number) => () => startElapsed + (Date.now() - started))(state.elapsedMs);
+    const evaluate = (w: Float64Array) => evaluatePoint(problem, state.advImages, state.advLabels, w);
 
-    // ---- evaluation of a point ---------------------------------------------------------------
-    const evaluate = async (w: Float64Array) => {
-      view.write(w);
-      const count = state.advLabels.length;
-      const logits = predictLogits(work, state.advImages);
-      const v = violationOf(logits, state.advLabels, count, C, options.delta);
-      const L = await cleanLoss(work, cleanImages, cleanLabels, { signal });
-      return {
-        violation: options.violation === 'sum' ? v.sumViolation : v.misclassified / count,
-        misclassified: v.misclassified,
-        cleanLoss: L,
-        predictions: v.predictions,
-      };
-    };
-
-    // ---- cuts ---------------------------------------------------------------------------------
-    pool = await (control.createPool ?? defaultPool)(n);
-    /** JS copies of the rows, only when --dump-qp wants them. */
-    const rowsForDump = control.onQp ? new Map<number, { index: Int32Array; value: Float64Array; upper: number }>() : undefined;
-
-    /** Linearises at point p; returns the cuts that the rule selects (margin rows, then the loss row). */
-    const linearise = async (pointIndex: number, only?: Set<string>) => {
-      const p = state.points[pointIndex]!;
-      const advCount = state.pointAdvCount[pointIndex]!;
-      view.write(p);
-      const images = state.advImages.subarray(0, advCount * inputSize);
-      const labels = state.advLabels.subarray(0, advCount);
-      // Margin cuts aim at δ(1 + slack); the loss cut at η − slack·(η − L₀) (options.cutSlack).
-      const deltaCut = options.delta * (1 + options.cutSlack);
-      const etaCut = eta - options.cutSlack * Math.max(0, eta - state.cleanLoss0);
-      const rows = await marginRows(work, view, images, labels, { delta: deltaCut, classes: options.cutClasses, format: 'sparse', signal });
-      const out: Array<{ example: number; cls: number; index: Int32Array; value: Float32Array | Float64Array; upper: number }> = [];
-      for (let r = 0; r < rows.count; r++) {
-        const g = rows.value[r]!;
-        const example = rows.example[r]!;
-        const cls = rows.wrongClass[r]!;
-        const key = `${example}:${cls}`;
-        if (only ? !only.has(key) : g - (deltaCut - options.delta) < -options.activeTolerance) continue;
-        const { index, value } = rows.sparse![r]!;
-        // upper = ∇gᵀp − g(p)
-        let dot = 0;
-        for (let t = 0; t < index.length; t++) dot += value[t]! * p[index[t]!]!;
-        if (!Number.isFinite(dot - g)) {
-          throw new AdvcorrectError('ERR_MODEL', `the margin gradient of example ${example}, class ${cls} is not finite (g = ${g}); the gradient engine returned NaN/Infinity`);
-        }
-        out.push({ example, cls, index, value, upper: dot - g });
-      }
-      if (!only || only.has('-1:-1')) {
-        const { loss, gradient } = await cleanLossGradient(work, view, cleanImages, cleanLabels, { signal });
-        let dot = 0;
-        for (let i = 0; i < n; i++) dot += gradient[i]! * p[i]!;
-        // Loss cut: L(p) + ∇Lᵀ(w − p) ≤ η'  ⇔  ∇Lᵀw ≤ ∇Lᵀp − (L(p) − η')
-        const all = new Int32Array(n);
-        for (let i = 0; i < n; i++) all[i] = i;
-        if (!Number.isFinite(dot - loss)) throw new AdvcorrectError('ERR_MODEL', `the clean-loss gradient is not finite (loss ${loss})`);
-        out.push({ example: -1, cls: -1, index: all, value: gradient, upper: dot - (loss - etaCut) });
-      }
-      return out;
-    };
-
-    const appendCut = (pointIndex: number, cut: { example: number; cls: number; index: Int32Array; value: Float32Array | Float64Array; upper: number }): CutRecord => {
-      let id: number;
-      if (cut.index.length * 2 > n) {
-        // Dense enough: store densely (4 or 8 bytes a value instead of index + value).
-        const dense = cut.value instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
-        for (let t = 0; t < cut.index.length; t++) dense[cut.index[t]!] = cut.value[t]!;
-        id = pool!.appendDense(dense, cut.upper);
-      } else {
-        id = pool!.appendSparse(cut.index, cut.value, cut.upper);
-      }
-      if (rowsForDump) rowsForDump.set(id, { index: cut.index, value: Float64Array.from(cut.value), upper: cut.upper });
-      return { id, point: pointIndex, example: cut.example, cls: cut.cls, inactive: 0 };
-    };
-
-    const removeCuts = (ids: number[]) => {
-      if (ids.length === 0) return 0;
-      const gone = new Set(ids);
-      pool!.remove(Int32Array.from(ids));
-      state.cuts = state.cuts.filter((c) => !gone.has(c.id));
-      if (rowsForDump) for (const id of ids) rowsForDump.delete(id);
-      return ids.length;
-    };
-
-    // Rebuild the pool of a resumed run: re-linearise at each stored point, keep the live cuts.
+    // W_cut: the cut pool (rebuilt row for row on a resume) and P: the Pareto pool.
+    cutPool = await (control.createPool ?? defaultCutPool)(n);
+    const cuts = new LiveCuts(cutPool, n, state, Boolean(control.onQp));
     if (resumed && state.cuts.length > 0) {
-      const keysByPoint = new Map<number, Set<string>>();
-      for (const c of state.cuts) {
-        const keys = keysByPoint.get(c.point) ?? new Set<string>();
-        keys.add(`${c.example}:${c.cls}`);
-        keysByPoint.set(c.point, keys);
-      }
-      const made = new Map<string, Awaited<ReturnType<typeof linearise>>[number]>();
-      for (const [pointIndex, keys] of [...keysByPoint.entries()].sort((a, b) => a[0] - b[0])) {
-        checkAbort();
-        for (const cut of await linearise(pointIndex, keys)) made.set(`${pointIndex}:${cut.example}:${cut.cls}`, cut);
-      }
-      // Append in the original pool order, so the rebuilt QP is the same problem row for row.
-      state.cuts = state.cuts.map((record) => {
-        const cut = made.get(`${record.point}:${record.example}:${record.cls}`);
-        if (!cut) throw new AdvcorrectError('ERR_PARSE', 'the checkpoint does not match the model: a stored cut could not be rebuilt');
-        return { ...record, id: appendCut(record.point, cut).id };
-      });
+      const stored = state.cuts;
+      state.cuts = [];
+      await rebuildCuts(problem, cuts, stored, state.points, state.pointAdvCount, state.advImages, state.advLabels, checkAbort);
     }
-
     const paretoPool = new ParetoPool<PoolEntry>(state.pool);
+    const snapshot = () => snapshotState(state, paretoPool, elapsed());
 
-    const snapshot = (): CorrectionState => ({
-      ...state,
-      pool: [...paretoPool.members],
-      candidates: [...state.candidates],
-      cuts: state.cuts.map((c) => ({ ...c })),
-      points: [...state.points],
-      pointAdvCount: [...state.pointAdvCount],
-      log: [...state.log],
-      rounds: [...state.rounds],
-      infeasible: [...state.infeasible],
-      elapsedMs: elapsed(),
-    });
-
-    // ---- rounds -------------------------------------------------------------------------------
+    // for r = 1..R
     while (!state.done) {
       checkAbort();
       if (!state.roundStarted) {
-        // New round: regenerate X̃ against the current iterate.
+        // Round r ≥ 2: new adversarial examples against the current iterate, a new Pareto pool.
         view.write(state.w);
         const fresh = await control.regenerate!(work, state.round, signal);
-        const count = checkLabelled(`adversarial (round ${state.round})`, fresh, inputSize, C);
-        const images = new Float32Array(state.advImages.length + fresh.images.length);
-        images.set(state.advImages);
-        images.set(fresh.images, state.advImages.length);
-        const labels = new Uint8Array(state.advLabels.length + count);
-        labels.set(state.advLabels);
-        labels.set(Uint8Array.from(fresh.labels as ArrayLike<number>), state.advLabels.length);
-        const rounds = new Uint8Array(labels.length);
-        rounds.set(state.advRounds);
-        rounds.fill(state.round, state.advRounds.length);
-        state.advImages = images;
-        state.advLabels = labels;
-        state.advRounds = rounds;
-        // The criteria of the pool change with X̃: re-evaluate the current iterate and restart the pool from it.
-        const at = await evaluate(state.w);
-        const current: PoolEntry = {
-          id: state.nextId++,
-          round: state.round,
-          iteration: 0,
-          alpha: 0,
-          violation: at.violation,
-          misclassified: at.misclassified,
-          cleanLoss: at.cleanLoss,
-          distance: distance(state.w, w0),
-          feasible: at.cleanLoss <= eta,
-          w: state.w,
-        };
-        state.pool = [current];
-        paretoPool.reset([current]);
-        state.candidates.push(stripW(current));
-        state.bestViolation = current.feasible ? current.violation : Infinity;
-        state.stall = 0;
-        state.correctAtRoundStart = labels.length - at.misclassified;
-        state.iteration = 0;
-        state.roundStarted = true;
-        onProgress?.({ kind: 'round', round: state.round, adversarial: labels.length });
+        checkLabelled(`adversarial (round ${state.round})`, fresh, inputSize, numClasses);
+        Object.assign(state, appendExamples(state, fresh, state.round));
+        restartRound(state, paretoPool, await evaluate(state.w), w0);
+        onProgress?.({ kind: 'round', round: state.round, adversarial: state.advLabels.length });
         await control.onCheckpoint?.(snapshot());
       }
 
+      // for k = 1..M
       let stop: StopReason | undefined;
       while (!stop && state.iteration < options.maxIterations) {
         checkAbort();
@@ -521,292 +209,129 @@ export async function correct(
         const k = state.iteration + 1;
         const wk = state.w;
 
-        // 1. cuts at w_k
-        const pointIndex = state.points.length;
-        state.points.push(wk);
+        // Cuts at w_k on X̃ so far; over maxCuts, the longest-inactive ones go.
+        const point = state.points.push(wk) - 1;
         state.pointAdvCount.push(state.advLabels.length);
-        const cuts = await linearise(pointIndex);
-        for (const cut of cuts) state.cuts.push(appendCut(pointIndex, cut));
-        let removed = 0;
-        if (state.cuts.length > options.maxCuts) {
-          // Over the limit: the longest-inactive cuts first, then the oldest.
-          const excess = state.cuts.length - options.maxCuts;
-          const order = [...state.cuts].filter((c) => c.point !== pointIndex).sort((a, b) => b.inactive - a.inactive || a.id - b.id);
-          removed += removeCuts(order.slice(0, excess).map((c) => c.id));
-        }
+        const rows = await linearise(problem, wk, state.advImages, state.advLabels);
+        for (const row of rows) cuts.append(point, row);
+        let removed = cuts.remove(cutsOverLimit(state.cuts, options.maxCuts, point));
         checkAbort();
 
-        // 2. the QP over all cuts (drop cuts named by a Farkas certificate when infeasible)
-        let qp: QpResult | undefined;
-        let attempt = 0;
-        for (; attempt <= INFEASIBLE_RETRIES; attempt++) {
-          if (control.onQp) await control.onQp(snapshotQp(state.cuts, rowsForDump!, n, w0, state.round, k, attempt));
-          qp = await pool.solve(w0, {
-            solver: options.solver,
-            eps: options.qpEps,
-            ...(options.qpTimeLimitMs > 0 ? { timeLimitMs: options.qpTimeLimitMs } : {}),
-            warmStart: true,
-            signal,
-          });
-          state.qpTimeMs += qp.solveTimeMs;
-          if (qp.status === 'aborted') checkAbort();
-          if (qp.status !== 'primal_infeasible') break;
-          const dropped = dropInfeasible(state.cuts, qp.certificate);
-          removed += removeCuts(dropped);
-          state.infeasible.push({ round: state.round, iteration: k, dropped: dropped.length, rule: INFEASIBLE_RULE });
-          onProgress?.({ kind: 'infeasible', round: state.round, iteration: k, dropped: dropped.length });
-          if (dropped.length === 0) break;
-        }
-        qp = qp!;
-        const usable = qp.status === 'solved' || qp.status === 'solved_inaccurate' || qp.status === 'max_iter_reached' || qp.status === 'time_limit_reached';
-
-        // Track inactivity (multiplier zero) and drop long-inactive cuts if asked.
-        if (usable && qp.y.length === state.cuts.length) {
-          state.cuts.forEach((c, i) => {
-            c.inactive = qp!.y[i] === 0 ? c.inactive + 1 : 0;
-          });
-          if (options.dropInactiveAfter > 0) {
-            removed += removeCuts(state.cuts.filter((c) => c.inactive >= options.dropInactiveAfter && c.point !== pointIndex).map((c) => c.id));
-          }
+        // ŵ = argmin ½‖w − w₀‖² over every cut (the support of a Farkas certificate is dropped).
+        const step = await solveCutQp(cuts, w0, options, { round: state.round, iteration: k }, {
+          signal,
+          checkAbort,
+          onQp: control.onQp,
+          onInfeasible: (event) => {
+            state.infeasible.push(event);
+            onProgress?.({ kind: 'infeasible', round: event.round, iteration: event.iteration, dropped: event.dropped });
+          },
+        });
+        state.qpTimeMs += step.solveTimeMs;
+        removed += step.removed;
+        if (step.usable && trackInactivity(state.cuts, step.qp.y) && options.dropInactiveAfter > 0) {
+          removed += cuts.remove(longInactive(state.cuts, options.dropInactiveAfter, point));
         }
 
-        // 3. line search over the α grid
-        const candidates: PoolEntry[] = [];
-        if (usable) {
-          const target = qp.x;
-          for (const alpha of options.alphas) {
-            checkAbort();
-            const w = new Float64Array(n);
-            for (let i = 0; i < n; i++) w[i] = wk[i]! + alpha * (target[i]! - wk[i]!);
-            const at = await evaluate(w);
-            const entry: PoolEntry = {
-              id: state.nextId++,
-              round: state.round,
-              iteration: k,
-              alpha,
-              violation: at.violation,
-              misclassified: at.misclassified,
-              cleanLoss: at.cleanLoss,
-              distance: distance(w, w0),
-              feasible: at.cleanLoss <= eta,
-              w,
-            };
-            candidates.push(entry);
-            state.candidates.push(stripW(entry));
-          }
-        }
+        // Line search w_k + α(ŵ − w_k) over the α grid, each candidate measured on (V, L).
+        const line = step.usable ? await lineSearch(wk, step.qp.x, options.alphas, evaluate, checkAbort) : [];
+        const candidates = line.map(({ t, w, at }) => candidateEntry(at, w, w0, eta, { id: state.nextId++, round: state.round, iteration: k, alpha: t }));
+        state.candidates.push(...candidates.map(stripW));
 
-        // 4. selection
-        let next: PoolEntry | undefined;
-        let entered = 0;
-        if (candidates.length > 0) {
-          const choice = chooseWeighted(candidates, paretoPool.members, options.omega, eta);
-          next = choice.chosen;
-          for (const c of candidates) if (paretoPool.offer(c)) entered++;
-        }
-        const step = next ? distance(next.w, wk) : 0;
+        // Selection: w_{k+1} by ω among the candidates; the non-dominated ones enter P.
+        const { next, entered } = selectAndOffer(candidates, paretoPool, options.omega, eta);
         if (next) state.w = next.w;
         state.iteration = k;
-
-        // Progress = a candidate entered the Pareto pool (it improves V or L over everything seen).
-        const bestNow = Math.min(...paretoPool.members.filter((p) => p.feasible).map((p) => p.violation), Infinity);
-        state.bestViolation = Math.min(state.bestViolation, bestNow);
+        state.bestViolation = Math.min(state.bestViolation, bestFeasibleViolation(paretoPool.members));
         state.stall = entered > 0 ? 0 : state.stall + 1;
-
-        const at = next ?? { violation: Number.NaN, misclassified: -1, cleanLoss: Number.NaN, feasible: false, alpha: 0 };
-        const log: IterationLog = {
-          round: state.round,
-          iteration: k,
-          cutsAdded: cuts.length,
-          cutsTotal: state.cuts.length,
-          cutsRemoved: removed,
-          qpStatus: qp.status,
-          qpIterations: qp.iterations,
-          qpTimeMs: qp.solveTimeMs,
-          qpObjective: qp.objective,
-          alpha: next ? next.alpha : 0,
-          violation: at.violation,
-          misclassified: at.misclassified,
-          cleanLoss: at.cleanLoss,
-          distance: distance(state.w, w0),
-          feasible: at.feasible,
-          timeMs: Date.now() - iterStart,
-        };
+        const log = iterationLog(state, k, rows.length, removed, step.qp, next, distance(state.w, w0), Date.now() - iterStart);
         state.log.push(log);
         onProgress?.({ kind: 'iteration', maxIterations: options.maxIterations, rounds: options.rounds, ...log });
 
-        if (!next) stop = 'no_progress';
-        else if (next.feasible && next.misclassified === 0 && (options.violation === 'fraction' || next.violation === 0)) stop = 'converged';
-        else if (step <= 1e-12 * (1 + norm(wk))) stop = 'no_progress';
-        else if (state.stall >= options.patience) stop = 'stalled';
-        if (!stop && state.iteration >= options.maxIterations) stop = 'max_iterations';
-
+        // Stop tests (and the time budget); a stopped round ends the run or hands its best point to the next round.
+        stop = stopReason({
+          next,
+          step: next ? distance(next.w, wk) : 0,
+          normWk: norm(wk),
+          stall: state.stall,
+          patience: options.patience,
+          iteration: state.iteration,
+          maxIterations: options.maxIterations,
+          violation: options.violation,
+        });
+        if (!stop && options.budgetSeconds !== undefined) {
+          state.budget = budgetAfterIteration(options.budgetSeconds, elapsed(), state.round, state.iteration);
+          if (state.budget) stop = 'budget_spent';
+        }
         if (stop) {
-          const finalCorrect = state.advLabels.length - (Number.isFinite(at.misclassified) && at.misclassified >= 0 ? at.misclassified : 0);
-          state.rounds.push({
-            round: state.round,
-            adversarialCount: state.advLabels.length,
-            iterations: state.iteration,
-            stopReason: stop,
-            correctedBefore: state.correctAtRoundStart,
-            correctedAfter: finalCorrect,
-          });
-          if (state.round >= options.rounds) state.done = true;
-          else {
-            state.round++;
-            state.roundStarted = false;
-            // The next round continues from the best point of this one.
-            state.w = chooseFinal(paretoPool.members, eta).w;
-          }
+          const count = state.advLabels.length;
+          const summary = roundSummary(state, stop, correctAfter(count, next ? next.misclassified : -1));
+          if (options.budgetSeconds !== undefined && !state.budget) state.budget = budgetAfterRound(options.budgetSeconds, elapsed(), state.round, options.rounds);
+          const lastRound = state.budget ? state.round : options.rounds;
+          endRound(state, summary, lastRound, state.round < lastRound ? nextRoundStart(paretoPool.members, eta) : undefined);
         }
         state.pool = [...paretoPool.members];
         await control.onCheckpoint?.(snapshot());
         await yieldNow();
       }
       if (!stop) {
-        // maxIterations reached before the loop body set a reason (e.g. resumed at the limit).
-        state.rounds.push({
-          round: state.round,
-          adversarialCount: state.advLabels.length,
-          iterations: state.iteration,
-          stopReason: 'max_iterations',
-          correctedBefore: state.correctAtRoundStart,
-          correctedAfter: state.correctAtRoundStart,
-        });
-        if (state.round >= options.rounds) state.done = true;
-        else {
-          state.round++;
-          state.roundStarted = false;
-        }
+        // M reached before the loop body set a reason (e.g. resumed at the limit).
+        if (options.budgetSeconds !== undefined && !state.budget) state.budget = budgetAfterRound(options.budgetSeconds, elapsed(), state.round, options.rounds);
+        endRound(state, roundSummary(state, 'max_iterations', state.correctAtRoundStart), state.budget ? state.round : options.rounds, undefined);
       }
     }
 
-    // ---- the answer: ω picks from the final front (docs/correction.md, "The answer and ω") -------
-    // The front is the last round's pool plus points of the segment w₀ → w* (w* = least violation
-    // among the loss-feasible members), all measured on the final X̃. It lives outside the state, so a
-    // resumed finished run rebuilds the same front.
-    const front = new ParetoPool<PoolEntry>(paretoPool.members);
-    const segmentCandidates: CandidateRecord[] = [];
-    const best = chooseFinal(paretoPool.members, eta);
-    if (best.distance > 0) {
-      let id = state.nextId;
-      for (const t of segmentGrid(options.segmentPoints)) {
-        checkAbort();
-        const w = new Float64Array(n);
-        for (let i = 0; i < n; i++) w[i] = w0[i]! + t * (best.w[i]! - w0[i]!);
-        const at = await evaluate(w);
-        const entry: PoolEntry = {
-          id: id++,
-          round: state.round,
-          iteration: 0,
-          alpha: t,
-          violation: at.violation,
-          misclassified: at.misclassified,
-          cleanLoss: at.cleanLoss,
-          distance: distance(w, w0),
-          feasible: at.cleanLoss <= eta,
-          segment: true,
-          w,
-        };
-        segmentCandidates.push(stripW(entry));
-        front.offer(entry);
-      }
-    }
-    const chosen = chooseAnswer(front.members, options.omega, eta).chosen;
-    const count = state.advLabels.length;
-    view.write(w0);
-    const before = violationOf(predictLogits(work, state.advImages), state.advLabels, count, C, options.delta);
-    view.write(chosen.w);
-    const after = violationOf(predictLogits(work, state.advImages), state.advLabels, count, C, options.delta);
-    const cleanLossAfter = chosen.cleanLoss;
-    const d = distance(chosen.w, w0);
-    const result: CorrectionResult = {
-      parameters: { count: n, layers: [...view.layers] },
-      options,
+    // The answer: ω picks from the final front (the Pareto pool and the closing segment w₀ → w*).
+    const answer = await finalAnswer(paretoPool.members, {
+      w0,
       eta,
-      cleanLossBefore: state.cleanLoss0,
-      cleanLossAfter,
-      adversarial: {
-        count,
-        correctBefore: count - before.misclassified,
-        correctAfter: count - after.misclassified,
-        violationBefore: options.violation === 'sum' ? before.sumViolation : before.misclassified / count,
-        violationAfter: options.violation === 'sum' ? after.sumViolation : after.misclassified / count,
-        labels: Array.from(state.advLabels),
-        predictionsBefore: before.predictions,
-        predictionsAfter: after.predictions,
-        rounds: Array.from(state.advRounds),
-      },
-      iterations: state.log,
-      rounds: state.rounds,
-      pool: front.members.map(stripW),
-      candidates: [...state.candidates, ...segmentCandidates],
-      chosen: stripW(chosen),
-      distance: d,
-      relativeDistance: state.w0Norm > 0 ? d / state.w0Norm : Number.NaN,
-      infeasible: state.infeasible,
-      totalQpTimeMs: state.qpTimeMs,
-      totalTimeMs: elapsed(),
-      resumed,
-    };
+      omega: options.omega,
+      segmentPoints: options.segmentPoints,
+      round: state.round,
+      firstId: state.nextId,
+      evaluate,
+      checkAbort,
+    });
+    const result = correctionResult(problem, state, answer, { totalTimeMs: elapsed(), resumed });
     state.pool = [...paretoPool.members];
     state.elapsedMs = result.totalTimeMs;
-    return { model: work, result, state, front: [...front.members] };
+    return { model: work, result, state, front: answer.front };
   } catch (error) {
     work.dispose();
     throw error;
   } finally {
-    pool?.dispose?.();
+    cutPool?.dispose?.();
   }
 }
 
-function stripW(entry: PoolEntry): CandidateRecord {
-  const { w: _w, ...rest } = entry;
-  void _w;
-  return rest;
-}
-
-export const INFEASIBLE_RULE =
-  'drop the margin cuts with a positive Farkas multiplier (the clean-loss cuts are kept); if only loss cuts carry the certificate, drop the oldest of them';
-
-/** Ids of the cuts to drop after an infeasible QP (see INFEASIBLE_RULE). */
-export function dropInfeasible(cuts: readonly CutRecord[], certificate: Float64Array | undefined): number[] {
-  if (!certificate || certificate.length !== cuts.length) {
-    // No usable certificate: drop the newest margin cuts (those of the last point).
-    const last = Math.max(...cuts.map((c) => c.point));
-    return cuts.filter((c) => c.point === last && c.example >= 0).map((c) => c.id);
-  }
-  let scale = 0;
-  for (let i = 0; i < certificate.length; i++) scale = Math.max(scale, Math.abs(certificate[i]!));
-  const support = cuts.filter((_, i) => scale > 0 && Math.abs(certificate[i]!) > 1e-9 * scale);
-  const margin = support.filter((c) => c.example >= 0).map((c) => c.id);
-  if (margin.length > 0) return margin;
-  const loss = support.filter((c) => c.example < 0).sort((a, b) => a.id - b.id);
-  return loss.length > 0 ? [loss[0]!.id] : [];
-}
-
-function snapshotQp(
-  cuts: readonly CutRecord[],
-  rows: Map<number, { index: Int32Array; value: Float64Array; upper: number }>,
-  n: number,
-  w0: Float64Array,
-  round: number,
-  iteration: number,
-  attempt: number,
-): CutQpSnapshot {
-  const m = cuts.length;
-  const rowPtr = new Int32Array(m + 1);
-  cuts.forEach((c, i) => (rowPtr[i + 1] = rowPtr[i]! + rows.get(c.id)!.index.length));
-  const colIndex = new Int32Array(rowPtr[m]!);
-  const values = new Float64Array(rowPtr[m]!);
-  const rowLower = new Float64Array(m).fill(-Infinity);
-  const rowUpper = new Float64Array(m);
-  cuts.forEach((c, i) => {
-    const r = rows.get(c.id)!;
-    colIndex.set(r.index, rowPtr[i]!);
-    values.set(r.value, rowPtr[i]!);
-    rowUpper[i] = r.upper;
-  });
-  void n;
-  return { round, iteration, attempt, rowPtr, colIndex, values, rowLower, rowUpper, w0 };
+/** The log line of inner iteration k (criteria of the new iterate; NaN and −1 when there was no step). */
+function iterationLog(
+  state: CorrectionState,
+  k: number,
+  cutsAdded: number,
+  cutsRemoved: number,
+  qp: { status: string; iterations: number; solveTimeMs: number; objective: number },
+  next: PoolEntry | undefined,
+  distanceToW0: number,
+  timeMs: number,
+): IterationLog {
+  const at = next ?? { violation: Number.NaN, misclassified: -1, cleanLoss: Number.NaN, feasible: false, alpha: 0 };
+  return {
+    round: state.round,
+    iteration: k,
+    cutsAdded,
+    cutsTotal: state.cuts.length,
+    cutsRemoved,
+    qpStatus: qp.status,
+    qpIterations: qp.iterations,
+    qpTimeMs: qp.solveTimeMs,
+    qpObjective: qp.objective,
+    alpha: next ? next.alpha : 0,
+    violation: at.violation,
+    misclassified: at.misclassified,
+    cleanLoss: at.cleanLoss,
+    distance: distanceToW0,
+    feasible: at.feasible,
+    timeMs,
+  };
 }

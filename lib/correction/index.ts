@@ -1,20 +1,11 @@
-export {
-  correct,
-  cloneModel,
-  dropInfeasible,
-  INFEASIBLE_RULE,
-  type LabelledImages,
-  type CorrectionControl,
-  type CorrectionOutput,
-  type CorrectionState,
-  type CutPoolLike,
-  type CutRecord,
-  type CutQpSnapshot,
-  type PoolEntry,
-} from './correct.js';
+export { correct, cloneModel, type CorrectionControl, type CorrectionOutput } from './correct.js';
+export type { LabelledImages, CorrectionState, CutRecord, PoolEntry } from './state.js';
+export type { CutPoolLike } from './cuts.js';
+export { dropInfeasible, INFEASIBLE_RULE, type CutQpSnapshot } from './qp-step.js';
 export {
   resolveCorrectionOptions,
   DEFAULT_CORRECTION_OPTIONS,
+  BUDGET_MAX_ROUNDS,
   type CorrectionOptions,
   type CorrectionOptionsInput,
   type CorrectionAttackOptions,

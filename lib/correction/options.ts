@@ -32,8 +32,13 @@ export interface CorrectionOptions {
   omega: number;
   /** Interior points of the closing segment w₀ → w* offered to the final front before ω picks the answer (0 = only w₀ and the pool). */
   segmentPoints: number;
-  /** R: outer rounds (round r > 1 regenerates X̃ against the corrected model). */
+  /** R: outer rounds (round r > 1 regenerates X̃ against the corrected model). With budgetSeconds and no rounds given: BUDGET_MAX_ROUNDS. */
   rounds: number;
+  /**
+   * Wall-clock budget of the loop in seconds (undefined = none): rounds are added while another one
+   * fits (docs/correction.md, "Time budget"), a round stops once the budget is spent.
+   */
+  budgetSeconds: number | undefined;
   /** Cut all wrong classes that are near active, or only the worst class per example. */
   cutClasses: CutClasses;
   /**
@@ -67,6 +72,9 @@ export interface CorrectionOptions {
   attack: CorrectionAttackOptions;
 }
 
+/** The round limit of a run with a time budget when no rounds are given (each round adds |X̃| examples and their cuts). */
+export const BUDGET_MAX_ROUNDS = 20;
+
 /** Paper-like defaults (docs/correction.md, "Options"). */
 export const DEFAULT_CORRECTION_OPTIONS: Readonly<CorrectionOptions> = Object.freeze({
   delta: 3,
@@ -77,6 +85,7 @@ export const DEFAULT_CORRECTION_OPTIONS: Readonly<CorrectionOptions> = Object.fr
   omega: 0.5,
   segmentPoints: 9,
   rounds: 2,
+  budgetSeconds: undefined,
   cutClasses: 'all',
   cutSlack: 0.1,
   activeTolerance: 1,
@@ -148,6 +157,10 @@ export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): Co
   } else throw new TypeError("options.layers must be 'all' or a non-empty array of layer names");
 
   const eta = merged.eta === undefined ? undefined : num('eta', merged.eta, (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  const budgetSeconds =
+    merged.budgetSeconds === undefined ? undefined : num('budgetSeconds', merged.budgetSeconds, (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  // A budget without a round count keeps adding rounds up to the cap.
+  if (budgetSeconds !== undefined && input.rounds === undefined) merged.rounds = BUDGET_MAX_ROUNDS;
 
   if (typeof attack.randomStart !== 'boolean') throw new TypeError('options.attack.randomStart must be a boolean');
 
@@ -160,6 +173,7 @@ export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): Co
     omega: num('omega', merged.omega, (v) => v >= 0 && v <= 1, 'in [0, 1]'),
     segmentPoints: int('segmentPoints', merged.segmentPoints, 0),
     rounds: int('rounds', merged.rounds, 1),
+    budgetSeconds,
     cutClasses: oneOf('cutClasses', merged.cutClasses, ['all', 'worst'] as const),
     cutSlack: num('cutSlack', merged.cutSlack, (v) => v >= 0 && v < 1, 'in [0, 1)'),
     activeTolerance: num('activeTolerance', merged.activeTolerance, (v) => v >= 0, '≥ 0 (Infinity cuts every pair)'),

@@ -1,7 +1,25 @@
 /** Result and progress types of the correction loop (what `correct()` returns and reports). */
 import type { CorrectionOptions } from './options.js';
 
-export type StopReason = 'converged' | 'max_iterations' | 'stalled' | 'no_progress';
+/** Why a round stopped; `budget_spent`: the time budget (options.budgetSeconds) ran out during the round. */
+export type StopReason = 'converged' | 'max_iterations' | 'stalled' | 'no_progress' | 'budget_spent';
+
+/**
+ * How a run with a time budget ended (docs/correction.md, "Time budget"):
+ * - `first_iteration`: the budget was already spent after round 1's first iteration (it is shorter than one iteration);
+ * - `spent`: the budget ran out during a later iteration, which ended the round and the run;
+ * - `no_room`: a round ended and another one would not fit (the mean round time so far exceeds what is left);
+ * - `rounds`: every allowed round ran (options.rounds) within the budget.
+ */
+export interface BudgetOutcome {
+  seconds: number;
+  reason: 'first_iteration' | 'spent' | 'no_room' | 'rounds';
+  /** Rounds run, and the elapsed time when the decision was taken. */
+  rounds: number;
+  elapsedMs: number;
+  /** One sentence for the user. */
+  notice: string;
+}
 
 /** One inner iteration, as logged and shown in the progress line. */
 export interface IterationLog {
@@ -104,6 +122,8 @@ export interface CorrectionResult {
   totalTimeMs: number;
   /** True when this run continued from a checkpoint. */
   resumed: boolean;
+  /** Set when options.budgetSeconds was given: how the budget ended the run. */
+  budget?: BudgetOutcome;
 }
 
 /** Progress events of `correct()`. */

@@ -205,6 +205,7 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
     await io.onOutput?.(output, loaded, test);
     const { model: corrected, result } = output;
     progress?.finish(result);
+    if (result.budget) say(io, result.budget.notice);
 
     let after: TestEvaluation | undefined;
     if (s.evaluateModels) {
