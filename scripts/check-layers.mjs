@@ -39,11 +39,7 @@ const ROOTS = ['lib', 'bench', 'scripts'];
  * Known violations that another branch removes, by file and kind. An entry that no longer matches
  * anything is reported (as a note, not a failure) so that it is deleted.
  */
-const ALLOWED = [
-  // correct() loads the cut pool through a string variable; the `loop` branch (issue 11) replaces it
-  // by a static import of lib/qp/cut-pool.ts. Delete this entry when that lands.
-  { file: 'lib/correction/correct.ts', kind: 'computed-dynamic-import' },
-];
+const ALLOWED = [];
 
 /** The layer of a path relative to lib/ ('data/idx.ts'), or undefined when none is assigned. */
 export function layerOf(libRelative) {
