@@ -168,6 +168,7 @@ export {
 // Correction
 export {
   correct,
+  chooseAnswer,
   resolveCorrectionOptions,
   saveCheckpoint,
   loadCheckpoint,
@@ -193,6 +194,7 @@ export {
   type RoundSummary,
   type InfeasibleEvent,
   type StopReason,
+  type BudgetOutcome,
 } from './correction/index.js';
 
 // Baselines

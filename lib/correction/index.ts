@@ -13,6 +13,6 @@ export {
   type ViolationMeasure,
   type CorrectionSolver,
 } from './options.js';
-export { ParetoPool, paretoFilter, dominates, chooseWeighted, chooseFinal, normaliseAgainst, type Criteria, type WeightedChoice } from './selection.js';
+export { ParetoPool, paretoFilter, dominates, chooseWeighted, chooseFinal, chooseAnswer, normaliseAgainst, type Criteria, type WeightedChoice } from './selection.js';
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint, replaceDirAtomic, encodeBundle, decodeBundle, CHECKPOINT_DIR } from './checkpoint.js';
 export type * from './types.js';
