@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../lib/data/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
-import { cleanLoss, margins } from '../lib/models/gradients.js';
+import { cleanLoss, margins } from '../lib/models/index.js';
 import type { QpResult } from '../lib/qp/types.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import {
   marginRows,
   margins,
   predictLogits,
-} from '../lib/models/gradients.js';
+} from '../lib/models/index.js';
 import { Random } from '../lib/data/random.js';
 import { ARCH_NAMES, buildModel } from '../lib/models/architectures.js';
 import { maxAbs, maxAbsDiff } from './helpers/arrays.js';

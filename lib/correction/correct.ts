@@ -14,7 +14,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { ParameterView } from '../models/parameters.js';
-import { cleanLoss, cleanLossGradient, compileInputs, marginRows, predictLogits } from '../models/gradients.js';
+import { cleanLoss, cleanLossGradient, compileInputs, marginRows, predictLogits } from '../models/index.js';
 import type { QpResult } from '../qp/types.js';
 import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from './options.js';
 import { ParetoPool, chooseAnswer, chooseFinal, chooseWeighted, segmentGrid } from './selection.js';
