@@ -59,7 +59,7 @@ function resNet(): tfl.LayersModel {
   y = tfl.layers.batchNormalization({ epsilon: 1e-5, name: 'bn2' }).apply(y) as tfl.SymbolicTensor;
   let z = tfl.layers.add({ name: 'add' }).apply([x, y]) as tfl.SymbolicTensor;
   z = tfl.layers.reLU({ name: 'relu_add' }).apply(z) as tfl.SymbolicTensor;
-  z = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(z) as tfl.SymbolicTensor;
+  z = tfl.layers.globalAveragePooling2d({ name: 'global_avg_pool' }).apply(z) as tfl.SymbolicTensor;
   const out = tfl.layers.dense({ units: 3, name: 'output' }).apply(z) as tfl.SymbolicTensor;
   const model = tfl.model({ inputs: input, outputs: out });
   randomiseWeights(model, 12);

@@ -60,7 +60,7 @@ export function backwardGraph(graph: ModelGraph, values: tf.Tensor[], seed: tf.T
       case 'add':
         for (const slot of step.inputs) accumulate(slot, g);
         break;
-      case 'gap': {
+      case 'globalAvgPool': {
         const [b, h, w, c] = a.shape;
         accumulate(step.inputs[0], tf.broadcastTo(tf.div(tf.reshape(g, [b, 1, 1, c]), h * w), a.shape));
         break;

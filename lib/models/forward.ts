@@ -79,7 +79,7 @@ export function forwardGraph(graph: ModelGraph, x: tf.Tensor, overrides?: Weight
       case 'add':
         y = step.inputs.length === 1 ? a : tf.addN(step.inputs.map((s) => values[s]));
         break;
-      case 'gap':
+      case 'globalAvgPool':
         y = tf.mean(a, [1, 2]);
         break;
       case 'leakyrelu':

@@ -12,7 +12,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../errors.js';
 
-export type StepKind = 'dense' | 'conv2d' | 'relu' | 'identity' | 'flatten' | 'zeropad' | 'bn' | 'add' | 'gap' | ElementwiseKind | 'maxpool' | 'avgpool' | 'concat';
+export type StepKind = 'dense' | 'conv2d' | 'relu' | 'identity' | 'flatten' | 'zeropad' | 'bn' | 'add' | 'globalAvgPool' | ElementwiseKind | 'maxpool' | 'avgpool' | 'concat';
 /** Parameter-free activations besides ReLU (ONNX imports). */
 export type ElementwiseKind = 'leakyrelu' | 'sigmoid' | 'tanh';
 
@@ -229,7 +229,7 @@ export function compileModel(model: LayersModel): ModelGraph {
         break;
       case 'GlobalAveragePooling2D':
         requireChannelsLast();
-        steps.push({ ...base, kind: 'gap', activation: 'linear' });
+        steps.push({ ...base, kind: 'globalAvgPool', activation: 'linear' });
         break;
       default:
         throw new AdvcorrectError(
