@@ -3,7 +3,8 @@
  * pass's gradient at the step's pre-activation: Dense a ⊗ δ, Conv2D Σ_positions patch ⊗ δ,
  * biases Σ δ, BatchNormalization Σ δ·x̂ and Σ δ; dense into a row or straight to sparse
  * (index, value) pairs. Where each step's tensors sit in the flat vector comes from the
- * parameter view (viewSteps). The addon's GEMM kernels do the outer products when they load.
+ * parameter view (viewSteps). The addon's kernels (Dense outer product, Conv2D filter gradient of
+ * a batch of one) replace the loops when the addon loads and the caller allows them.
  */
 import type { ModelGraph, Conv2DSpec, GraphStep } from './graph.js';
 import { AdvcorrectError } from '../errors.js';

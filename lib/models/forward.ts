@@ -16,7 +16,7 @@ function weightOf(step: GraphStep, name: string, overrides?: WeightOverrides): t
   return step.weights.get(name)?.read();
 }
 
-/** For each step: its pre-activation (Dense/Conv2D with relu) or undefined. */
+/** The tensors of a forward pass, one per slot (what {@link forwardGraph} returns, as an object). */
 export interface ForwardTrace {
   /** Tensor per slot (slot 0 = input). */
   values: tf.Tensor[];
