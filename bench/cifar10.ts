@@ -31,7 +31,7 @@ import { pgd } from '../lib/attacks/attacks.js';
 import { packageRoot } from '../lib/native.js';
 import { CIFAR10_PRESET } from '../lib/correction/presets.js';
 import { ParameterView } from '../lib/models/parameters.js';
-import { cleanLossGradient, crossEntropyFromLogits, marginsFromLogits, predictLogits } from '../lib/models/gradients.js';
+import { cleanLossGradient, crossEntropyFromLogits, marginsFromLogits, predictLogits } from '../lib/models/index.js';
 import { generateAdversarialSet } from '../lib/attacks/adversarial-set.js';
 import { correctlyClassified } from '../lib/runs/split.js';
 

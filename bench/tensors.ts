@@ -26,7 +26,7 @@ import { loadDataset, takeFirst } from '../lib/data/index.js';
 import { evaluate, fgsm, pgd } from '../lib/attacks/index.js';
 import { importNpz } from '../lib/models/io.js';
 import { buildModel } from '../lib/models/architectures.js';
-import { cleanLossGradient, marginRows } from '../lib/models/gradients.js';
+import { cleanLossGradient, marginRows } from '../lib/models/index.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { trainModel } from '../lib/models/train.js';
 

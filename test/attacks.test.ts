@@ -9,7 +9,7 @@ import { AdvcorrectError } from '../lib/errors.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
 import { importNpz } from '../lib/models/io.js';
-import { margins, predictLogits } from '../lib/models/gradients.js';
+import { margins, predictLogits } from '../lib/models/index.js';
 import { packageRoot } from '../lib/native.js';
 import {
   evaluate,

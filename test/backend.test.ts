@@ -8,6 +8,7 @@ import {
   tf,
 } from '../lib/backend/index.js';
 import { nativeKernels } from '../lib/backend/native-kernels.js';
+import { type KernelIO, convGeometry, dataMovementConfigs, extraKernelConfigs } from '../lib/backend/wasm-kernels.js';
 import { AdvcorrectError } from '../lib/errors.js';
 import { maxAbs, maxAbsDiff } from './helpers/arrays.js';
 
@@ -106,7 +107,10 @@ describe('backend selection', function () {
   });
 
   it("'tensorflow' without @tensorflow/tfjs-node fails with ERR_BACKEND and says how to install it", async function () {
-    if (await isBackendAvailable('tensorflow')) this.skip();
+    if (await isBackendAvailable('tensorflow')) {
+      console.log('skipped: @tensorflow/tfjs-node is installed, so the tensorflow backend does not fail');
+      this.skip();
+    }
     const before = await initBackend('cpu');
     await assert.rejects(initBackend('tensorflow'), (error: unknown) => {
       assert.ok(error instanceof AdvcorrectError);
@@ -130,7 +134,10 @@ describe('backend selection', function () {
   });
 
   it('switches between wasm and native kernels on the same tfjs backend', async function () {
-    if (!(await isBackendAvailable('native'))) this.skip();
+    if (!(await isBackendAvailable('native'))) {
+      console.log('skipped: the native backend is not available (addon not built)');
+      this.skip();
+    }
     assert.equal(await initBackend('native'), 'native');
     assert.equal(tf.getBackend(), 'wasm');
     assert.equal(await initBackend('wasm'), 'wasm');
@@ -138,11 +145,52 @@ describe('backend selection', function () {
   });
 });
 
+describe('our kernels refuse what they cannot do', function () {
+  /** An I/O adapter that must not be reached: the kernels below fail before reading or allocating. */
+  const unreachable: KernelIO = {
+    read: () => assert.fail('read reached'),
+    allocate: () => assert.fail('allocate reached'),
+  };
+  const info = (shape: number[]): tf.TensorInfo => ({ dataId: {}, shape, dtype: 'float32' });
+  const kernel = (configs: tf.KernelConfig[], name: string): tf.KernelFunc => {
+    const config = configs.find((c) => c.kernelName === name);
+    assert.ok(config, `no ${name} kernel`);
+    return config.kernelFunc;
+  };
+
+  it('a channels-first convolution is ERR_UNSUPPORTED', function () {
+    assert.throws(() => convGeometry([1, 3, 8, 8], [3, 3, 3, 4], 1, 'same', undefined, 'NCHW'), (error: unknown) => {
+      assert.ok(error instanceof AdvcorrectError);
+      assert.equal(error.code, 'ERR_UNSUPPORTED');
+      assert.equal(error.message, 'advcorrect conv kernels support NHWC only, got data format NCHW');
+      return true;
+    });
+    assert.equal(convGeometry([1, 8, 8, 3], [3, 3, 3, 4], 1, 'same', undefined, 'NHWC').outC, 4);
+  });
+
+  it('Tile with the wrong number of repetitions and UnsortedSegmentSum with mismatched ids are RangeErrors', function () {
+    const tile = kernel(dataMovementConfigs('test', unreachable), tf.Tile);
+    assert.throws(() => tile({ inputs: { x: info([2, 3]) }, backend: {} as tf.KernelBackend, attrs: { reps: [2] } }), {
+      name: 'RangeError',
+      message: 'Tile: reps has 1 entries for a rank-2 tensor',
+    });
+    const segmentSum = kernel(extraKernelConfigs('test', unreachable), tf.UnsortedSegmentSum);
+    const segmentIds = { ...info([3]), dtype: 'int32' as const };
+    assert.throws(
+      () => segmentSum({ inputs: { x: info([4, 3]), segmentIds }, backend: {} as tf.KernelBackend, attrs: { numSegments: 2 } }),
+      { name: 'RangeError', message: 'UnsortedSegmentSum: segmentIds shape must be a prefix of x shape' },
+    );
+  });
+});
+
 describe('registered kernels agree with the cpu backend', function () {
   for (const backend of ['wasm', 'native'] as const) {
     describe(backend, function () {
       before(async function () {
-        if (!(await isBackendAvailable(backend))) this.skip();
+        if (!(await isBackendAvailable(backend))) {
+          console.log(`skipped: the ${backend} backend is not available here`);
+          this.skip();
+        }
       });
 
       for (const c of convCases) {
@@ -233,7 +281,10 @@ describe('registered kernels agree with the cpu backend', function () {
 
 describe('native kernel binding', function () {
   before(async function () {
-    if (!(await isBackendAvailable('native'))) this.skip();
+    if (!(await isBackendAvailable('native'))) {
+      console.log('skipped: the native backend is not available (addon not built)');
+      this.skip();
+    }
   });
 
   it('checks array types and sizes', function () {

@@ -4,7 +4,7 @@ import { initBackend } from '../lib/backend/index.js';
 import { loadDataset } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
 import { buildModel } from '../lib/models/architectures.js';
-import { predictLogits } from '../lib/models/gradients.js';
+import { predictLogits } from '../lib/models/index.js';
 import { DEFAULT_CORRECTION_OPTIONS } from '../lib/correction/options.js';
 import { CIFAR10_PRESET } from '../lib/correction/presets.js';
 import { addCorrectionOptions, applyDatasetPreset, settingsFromFlags } from '../lib/cli/run-options.js';

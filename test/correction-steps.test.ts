@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../lib/backend/index.js';
 import { ParameterView } from '../lib/models/parameters.js';
-import { cleanLoss, predictLogits } from '../lib/models/gradients.js';
+import { cleanLoss, predictLogits } from '../lib/models/index.js';
 import { CutPool } from '../lib/qp/cut-pool.js';
 import type { QpResult } from '../lib/qp/types.js';
 import { resolveCorrectionOptions } from '../lib/correction/options.js';

@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../lib/util/files.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import { loadDataset, type ImageDataset } from '../lib/data/datasets.js';
-import { cleanLoss, margins } from '../lib/models/gradients.js';
+import { cleanLoss, margins } from '../lib/models/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small real setting: a tiny CNN trained here on 1,500 MNIST training images, 10 FGSM examples.

@@ -10,7 +10,7 @@ import { loadDataset } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
 import { buildModel } from '../lib/models/architectures.js';
 import { importNpz, saveModel } from '../lib/models/io.js';
-import { predictLogits } from '../lib/models/gradients.js';
+import { predictLogits } from '../lib/models/index.js';
 import { packageRoot } from '../lib/native.js';
 import { loadAdversarialSet } from '../lib/attacks/index.js';
 

@@ -16,7 +16,7 @@ import { initBackend } from '../lib/backend/index.js';
 import { AdvcorrectError } from '../lib/errors.js';
 import { loadDataset, normalize } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
-import { predictLogits } from '../lib/models/gradients.js';
+import { predictLogits } from '../lib/models/index.js';
 import { loadModel } from '../lib/models/io.js';
 import { exportOnnx } from '../lib/models/onnx/index.js';
 import { ParameterView } from '../lib/models/parameters.js';

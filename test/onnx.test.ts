@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../lib/backend/index.js';
 import { loadDataset, normalize, type ImageDataset } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
-import { compileModel, forwardGraph, marginRows, predictLogits, type WeightOverrides } from '../lib/models/gradients.js';
+import { compileModel, forwardGraph, marginRows, predictLogits, type WeightOverrides } from '../lib/models/index.js';
 import { loadModel, type LoadedModel } from '../lib/models/io.js';
 import { exportOnnx } from '../lib/models/onnx/index.js';
 import { ParameterView } from '../lib/models/parameters.js';

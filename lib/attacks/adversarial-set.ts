@@ -5,7 +5,7 @@ import { AdvcorrectError } from '../errors.js';
 import { checkDataset, denormalize, normalize, type ImageDataset, type Normalization } from '../data/datasets.js';
 import { writeFileAtomic } from '../util/files.js';
 import { readIdx, writeIdx } from '../data/idx.js';
-import { compileInputs, marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
+import { compileInputs, marginsFromLogits, predictLogitsAsync } from '../models/index.js';
 import type { LoadedModel } from '../models/io.js';
 import { fgsm, pgdWithMargins } from './attacks.js';
 import { apgd, APGD_DEFAULTS } from './apgd.js';

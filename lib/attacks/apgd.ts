@@ -1,7 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { Random } from '../data/random.js';
-import { marginsFromLogits, predictLogitsAsync } from '../models/gradients.js';
+import { marginsFromLogits, predictLogitsAsync } from '../models/index.js';
 import {
   bounds,
   exampleSeed,

@@ -3,7 +3,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import type { Normalization } from '../data/datasets.js';
 import { Random } from '../data/random.js';
-import { compileInputs, compileModel, forwardGraph, marginsFromLogits, predictLogits, predictLogitsAsync, type ModelGraph } from '../models/gradients.js';
+import { compileInputs, compileModel, forwardGraph, marginsFromLogits, predictLogits, predictLogitsAsync, type ModelGraph } from '../models/index.js';
 
 /**
  * L∞ attacks (FGSM, PGD) on a classifier that outputs logits.

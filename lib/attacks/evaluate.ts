@@ -1,7 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { abortError } from '../errors.js';
 import { checkDataset, normalize, type ImageDataset, type Normalization } from '../data/datasets.js';
-import { compileInputs, predictLogitsAsync } from '../models/gradients.js';
+import { compileInputs, predictLogitsAsync } from '../models/index.js';
 import type { LoadedModel } from '../models/io.js';
 import { fgsm, pgdWithMargins, zeroGradientExamples } from './attacks.js';
 import { apgd, APGD_DEFAULTS } from './apgd.js';

@@ -302,7 +302,7 @@ export async function registerNativeBackend(): Promise<void> {
   const k = nativeKernels();
   const configs = nativeConfigs(k, (name) => {
     const config = originals.get(name);
-    if (!config) throw new Error(`no original wasm kernel ${name}`);
+    if (!config) throw new AdvcorrectError('ERR_BACKEND', `The wasm backend's own ${name} kernel was not recorded before the native one replaced it`);
     return config;
   });
   for (const config of configs) {

@@ -6,6 +6,7 @@
  * The same functions serve any backend through a small read/allocate adapter.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { AdvcorrectError } from '../errors.js';
 
 type TensorInfo = tf.TensorInfo;
 type Typed = Float32Array | Int32Array | Uint8Array;
@@ -42,7 +43,7 @@ export function convGeometry(
   dilations: number | [number, number] = 1,
 ) {
   if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
-    throw new Error(`advcorrect conv kernels support NHWC only, got data format ${dataFormat}`);
+    throw new AdvcorrectError('ERR_UNSUPPORTED', `advcorrect conv kernels support NHWC only, got data format ${dataFormat}`);
   }
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
@@ -200,7 +201,7 @@ export function dataMovementConfigs(backendName: string, io: KernelIO): tf.Kerne
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { x } = inputs as { x: TensorInfo };
       const { reps } = attrs as unknown as tf.TileAttrs;
-      if (reps.length !== x.shape.length) throw new Error(`Tile: reps has ${reps.length} entries for a rank-${x.shape.length} tensor`);
+      if (reps.length !== x.shape.length) throw new RangeError(`Tile: reps has ${reps.length} entries for a rank-${x.shape.length} tensor`);
       const out = io.allocate(backend, x.shape.map((d, i) => d * reps[i]), x.dtype);
       tileJs(io.read(backend, x), x.shape, reps, out.data);
       return out.info;
@@ -233,7 +234,7 @@ export function extraKernelConfigs(backendName: string, io: KernelIO): tf.Kernel
       const innerShape = x.shape.slice(segmentIds.shape.length);
       const inner = tf.util.sizeFromShape(innerShape);
       if (tf.util.sizeFromShape(x.shape) !== idCount * inner) {
-        throw new Error('UnsortedSegmentSum: segmentIds shape must be a prefix of x shape');
+        throw new RangeError('UnsortedSegmentSum: segmentIds shape must be a prefix of x shape');
       }
       const out = io.allocate(backend, [numSegments, ...innerShape], x.dtype);
       unsortedSegmentSumJs(io.read(backend, x), io.read(backend, segmentIds), numSegments, inner, out.data);

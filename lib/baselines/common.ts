@@ -1,7 +1,7 @@
 /** Helpers the baselines share: labelled images, accuracy, cross-entropy, parameter distance, one training step. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { predictLogitsAsync } from '../models/gradients.js';
+import { predictLogitsAsync } from '../models/index.js';
 import { ParameterView } from '../models/parameters.js';
 
 /** Images in the model's input space (NHWC) with their labels. */

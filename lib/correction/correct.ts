@@ -22,7 +22,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { ParameterView } from '../models/parameters.js';
-import { compileInputs } from '../models/gradients.js';
+import { compileInputs } from '../models/index.js';
 import { CutPool } from '../qp/cut-pool.js';
 import { candidateEntry, evaluatePoint, measureStart } from './criteria.js';
 import { LiveCuts, cutsOverLimit, linearise, longInactive, rebuildCuts, trackInactivity, type CutPoolLike } from './cuts.js';

@@ -2,7 +2,7 @@
  * The two criteria of a point w (docs/correction.md, step 4): the violation V of the margin
  * constraints on X̃ and the clean loss L, and the candidate record that carries them.
  */
-import { cleanLoss, predictLogits } from '../models/gradients.js';
+import { cleanLoss, predictLogits } from '../models/index.js';
 import type { ViolationMeasure } from './options.js';
 import { distance, type CorrectionProblem, type PoolEntry } from './state.js';
 

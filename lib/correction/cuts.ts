@@ -4,7 +4,7 @@
  * with the removal rules (maxCuts, dropInactiveAfter) and the rebuild of a resumed run.
  */
 import { AdvcorrectError } from '../errors.js';
-import { cleanLossGradient, marginRows } from '../models/gradients.js';
+import { cleanLossGradient, marginRows } from '../models/index.js';
 import type { QpResult } from '../qp/types.js';
 import type { CorrectionProblem, CutRecord } from './state.js';
 

@@ -1,5 +1,5 @@
 /** The result record of a run (types.ts, CorrectionResult): the answer measured on the final X̃. */
-import { predictLogits } from '../models/gradients.js';
+import { predictLogits } from '../models/index.js';
 import { violationMeasure, violationOf } from './criteria.js';
 import { distance, stripW, type CorrectionProblem, type CorrectionState, type PoolEntry } from './state.js';
 import type { CandidateRecord, CorrectionResult } from './types.js';

@@ -9,7 +9,7 @@ import { normalize, type ImageDataset, type Normalization } from '../data/datase
 import { shuffleIndices, subset } from '../data/sampling.js';
 import type { LoadedModel } from '../models/io.js';
 import { generateAdversarialSet } from '../attacks/adversarial-set.js';
-import { predictLogitsAsync } from '../models/gradients.js';
+import { predictLogitsAsync } from '../models/index.js';
 import type { AdvSource } from '../correction/presets.js';
 
 /** How a run splits the training set and draws X̃ (the part `correct` and the baselines share). */

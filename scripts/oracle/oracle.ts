@@ -15,7 +15,7 @@ import { normalize, type ImageDataset, type Normalization } from '../../lib/data
 import { encodeNpz, type NpyArray } from '../../lib/models/npz.js';
 import type { ArchName } from '../../lib/models/architectures.js';
 import type { LoadedModel } from '../../lib/models/io.js';
-import { predictLogits } from '../../lib/models/gradients.js';
+import { predictLogits } from '../../lib/models/index.js';
 import { fgsm } from '../../lib/attacks/attacks.js';
 import { evaluate, type AttackSpec } from '../../lib/attacks/evaluate.js';
 import * as attacksIndex from '../../lib/attacks/index.js';
