@@ -46,6 +46,8 @@ interface RowBlock {
 }
 
 const DEFAULT_BATCH = 64;
+/** Floats of the reused row matrix of the visitor and sparse forms (4 MB). */
+const CHUNK_FLOATS = 1 << 20;
 
 /**
  * {@link marginRows} with batched per-example gradients (same inputs, same rows to float32
@@ -298,14 +300,31 @@ interface LayerInput {
   outShape: number[];
 }
 
-/** Writes every example's gradient blocks of one layer into the row matrix (zeros when d is undefined). */
-function writeLayer(k: ExampleKernels, block: RowBlock, input: LayerInput, d: Float32Array | undefined, rows: Float32Array, batch: number, stride: number): void {
+/**
+ * Writes the gradient blocks of one layer for examples [b0, b1) of the batch into rows 0 … b1 − b0
+ * of the row matrix (zeros when d is undefined).
+ */
+function writeLayer(
+  k: ExampleKernels,
+  block: RowBlock,
+  input: LayerInput,
+  d: Float32Array | undefined,
+  rows: Float32Array,
+  b0: number,
+  b1: number,
+  stride: number,
+): void {
+  const batch = b1 - b0;
   if (!d) {
     for (let b = 0; b < batch; b++) for (const [offset, size] of block.blocks) rows.fill(0, b * stride + offset, b * stride + offset + size);
     return;
   }
   const { step } = block;
-  const { a, inShape, outShape } = input;
+  const { inShape, outShape } = input;
+  const inSize = inShape.slice(1).reduce((x, y) => x * y, 1);
+  const outSize = outShape.slice(1).reduce((x, y) => x * y, 1);
+  const a = input.a.subarray(b0 * inSize, b1 * inSize);
+  d = d.subarray(b0 * outSize, b1 * outSize);
   if (step.kind === 'dense') {
     k.denseExampleGradients(a, d, rows, batch, inShape[1], outShape[1], stride, block.kernel, block.bias);
   } else if (step.kind === 'conv2d') {
@@ -346,8 +365,12 @@ async function run(
   const result: MarginRows = { count: total, example: new Int32Array(total), wrongClass: new Int32Array(total), value: new Float64Array(total) };
   const dense: Float32Array[] | undefined = format === 'dense' && !visit ? new Array(total) : undefined;
   const sparse: { index: Int32Array; value: Float32Array }[] | undefined = format === 'sparse' && !visit ? new Array(total) : undefined;
-  // Dense rows without a visitor keep their matrix; otherwise one matrix is reused.
-  const scratch = dense || stride === 0 ? undefined : unfilledFloat32(Math.min(batchSize, n) * stride);
+  // Dense rows without a visitor keep their matrix (one per batch and pass). Otherwise the rows are
+  // formed a chunk of examples at a time in one reused matrix of about 4 MB, small enough to stay in
+  // cache until the visitor (or the sparse compression) reads it: measured on the CNN, the
+  // per-example kernels take 2.5× less time than with a 64-row (41 MB) matrix.
+  const chunk = dense ? batchSize : Math.max(1, Math.min(batchSize, n, Math.floor(CHUNK_FLOATS / Math.max(1, stride))));
+  const scratch = dense || stride === 0 ? undefined : unfilledFloat32(chunk * stride);
   const sparseIndex = format === 'sparse' ? new Int32Array(stride) : undefined;
   const sparseValue = format === 'sparse' ? new Float32Array(stride) : undefined;
   const signal = options.signal;
@@ -399,28 +422,31 @@ async function run(
             t.dispose();
           }
         }
-        const rows = scratch ?? unfilledFloat32(bsz * stride);
-        for (const block of blocks) writeLayer(k, block, inputs.get(block.step.index)!, deltas.get(block.step.index), rows, bsz, stride);
-        for (let b = 0; b < bsz; b++) {
-          const r = (start + b) * perExample + pass;
-          const y = labels[start + b];
-          result.example[r] = start + b;
-          result.wrongClass[r] = wrong[b];
-          result.value[r] = logits[b * C + wrong[b]] - logits[b * C + y] + delta;
-          const row = rows.subarray(b * stride, (b + 1) * stride);
-          if (dense) {
-            dense[r] = row;
-            continue;
-          }
-          if (format === 'dense') {
-            visit!({ row: r, example: start + b, wrongClass: wrong[b], value: result.value[r], dense: row });
-            continue;
-          }
-          const nnz = compress(row, sparseIndex!, sparseValue!);
-          if (visit) {
-            visit({ row: r, example: start + b, wrongClass: wrong[b], value: result.value[r], sparse: { index: sparseIndex!.subarray(0, nnz), value: sparseValue!.subarray(0, nnz) } });
-          } else {
-            sparse![r] = { index: sparseIndex!.slice(0, nnz), value: sparseValue!.slice(0, nnz) };
+        for (let c0 = 0; c0 < bsz; c0 += chunk) {
+          const c1 = Math.min(bsz, c0 + chunk);
+          const rows = scratch ?? unfilledFloat32((c1 - c0) * stride);
+          for (const block of blocks) writeLayer(k, block, inputs.get(block.step.index)!, deltas.get(block.step.index), rows, c0, c1, stride);
+          for (let b = c0; b < c1; b++) {
+            const r = (start + b) * perExample + pass;
+            const y = labels[start + b];
+            result.example[r] = start + b;
+            result.wrongClass[r] = wrong[b];
+            result.value[r] = logits[b * C + wrong[b]] - logits[b * C + y] + delta;
+            const row = rows.subarray((b - c0) * stride, (b - c0 + 1) * stride);
+            if (dense) {
+              dense[r] = row;
+              continue;
+            }
+            if (format === 'dense') {
+              visit!({ row: r, example: start + b, wrongClass: wrong[b], value: result.value[r], dense: row });
+              continue;
+            }
+            const nnz = compress(row, sparseIndex!, sparseValue!);
+            if (visit) {
+              visit({ row: r, example: start + b, wrongClass: wrong[b], value: result.value[r], sparse: { index: sparseIndex!.subarray(0, nnz), value: sparseValue!.subarray(0, nnz) } });
+            } else {
+              sparse![r] = { index: sparseIndex!.slice(0, nnz), value: sparseValue!.slice(0, nnz) };
+            }
           }
         }
         if (pass + 1 < perExample) await new Promise<void>((resolve) => setImmediate(resolve));
