@@ -28,7 +28,7 @@ import { loadDataset, takeFirst } from '../lib/data/index.js';
 import { evaluate, fgsm, pgd } from '../lib/attacks/index.js';
 import { importNpz } from '../lib/models/io.js';
 import { buildModel } from '../lib/models/architectures.js';
-import { cleanLossGradient, marginRows } from '../lib/models/gradients.js';
+import { cleanLossGradient, forEachMarginRow, marginRows } from '../lib/models/gradients.js';
 import { batchedMarginRows, forEachBatchedMarginRow } from '../lib/models/batched-rows.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { trainModel } from '../lib/models/train.js';
@@ -267,10 +267,11 @@ function rowsBatchedFigure(
 }
 
 /**
- * `--only rows`: worst-class dense margin rows of CNNLight and CNN (MNIST) and ResNet8 (CIFAR-10),
- * random weights, through marginRows (per-example), batchedMarginRows (rows-batched: the rows kept,
- * each batch's rows in one fresh buffer) and forEachBatchedMarginRow (rows-batched, visitor: one
- * reused buffer, as a cut pool that copies the rows would use it).
+ * `--only rows`: dense margin rows of CNNLight and CNN (MNIST) and ResNet8 (CIFAR-10), random
+ * weights. Worst class: marginRows and forEachMarginRow (per-example products, rows kept / handed to
+ * a visitor) beside batchedMarginRows (rows-batched: the rows kept, each batch's rows in one fresh
+ * buffer) and forEachBatchedMarginRow (rows-batched, visitor: a reused buffer, as a cut pool that
+ * copies the rows uses it); all wrong classes: the two visitor forms on a quarter of the images.
  */
 async function rowFigures(n: (full: number, min?: number) => number): Promise<Figure[]> {
   const figures: Figure[] = [];
@@ -292,8 +293,21 @@ async function rowFigures(n: (full: number, min?: number) => number): Promise<Fi
     const batched = await timeIt(() => batchedMarginRows(model, view, images, labels, options));
     figures.push(rowsBatchedFigure(arch, batched, 'rows-batched (worst class, dense, rows kept)', 3 * F));
     let checksum = 0;
-    const visited = await timeIt(() => forEachBatchedMarginRow(model, view, images, labels, options, (row) => { checksum += row.dense![0]; }));
+    const visit = (row: { dense?: Float32Array }): void => {
+      checksum += row.dense![0];
+    };
+    const perVisited = await timeIt(() => forEachMarginRow(model, view, images, labels, options, visit));
+    figures.push(rowsBatchedFigure(arch, perVisited, 'per-example, visitor: forEachMarginRow (worst class, dense)', 3 * F));
+    const visited = await timeIt(() => forEachBatchedMarginRow(model, view, images, labels, options, visit));
     figures.push(rowsBatchedFigure(arch, visited, 'rows-batched, visitor (worst class, dense, one reused buffer)', 3 * F));
+    const allCount = Math.max(4, Math.round(count / 4));
+    const all = { ...options, classes: 'all' } as const;
+    const allImages = images.subarray(0, allCount * size);
+    const allLabels = labels.subarray(0, allCount);
+    const perAll = await timeIt(() => forEachMarginRow(model, view, allImages, allLabels, all, visit));
+    figures.push(rowsBatchedFigure(arch, perAll, 'per-example, visitor: forEachMarginRow (all 9 wrong classes, dense)', F / 9 + 2 * F));
+    const batchedAll = await timeIt(() => forEachBatchedMarginRow(model, view, allImages, allLabels, all, visit));
+    figures.push(rowsBatchedFigure(arch, batchedAll, 'rows-batched, visitor (all 9 wrong classes, dense)', F / 9 + 2 * F));
     if (!Number.isFinite(checksum)) throw new Error('bench:tensors: non-finite rows');
     model.dispose();
   }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../lib/backend/index.js';
+import { nativeKernels } from '../lib/backend/native-kernels.js';
 import { loadDataset } from '../lib/data/datasets.js';
 import { takeFirst } from '../lib/data/sampling.js';
 import { Random } from '../lib/data/random.js';
@@ -176,6 +177,20 @@ describe('batched margin rows', function () {
     await assert.rejects(batchedMarginRows(other, view, images, [0, 1], { delta: 0, classes: 'worst', format: 'dense' }), { name: 'RangeError', message: 'view was made for another model' });
     other.dispose();
     model.dispose();
+  });
+
+  it('the binding checks the row matrix and the blocks (RangeError), the kernel rejects a block past the row end', function () {
+    const k = nativeKernels();
+    const x = new Float32Array([1, 2]);
+    const dy = new Float32Array([3, 4, 5]);
+    assert.throws(() => k.denseExampleGradients!(x, dy, new Float32Array(7), 1, 2, 3, 8, 0, 6), {
+      name: 'RangeError',
+      message: 'rows has 7 elements, the shape needs 8',
+    });
+    assert.throws(() => k.denseExampleGradients!(x, dy, new Float32Array(8), 1, 2, 3, 8, 0, 6), (e: unknown) => (e as { code?: string }).code === 'ERR_NATIVE');
+    const rows = new Float32Array(9).fill(-1);
+    k.denseExampleGradients!(x, dy, rows, 1, 2, 3, 9, 0, 6);
+    assert.deepEqual([...rows], [3, 4, 5, 6, 8, 10, 3, 4, 5]);
   });
 
   describe("the authors' models (../shared)", function () {
