@@ -367,8 +367,8 @@ async function run(
   const sparse: { index: Int32Array; value: Float32Array }[] | undefined = format === 'sparse' && !visit ? new Array(total) : undefined;
   // Dense rows without a visitor keep their matrix (one per batch and pass). Otherwise the rows are
   // formed a chunk of examples at a time in one reused matrix of about 4 MB, small enough to stay in
-  // cache until the visitor (or the sparse compression) reads it: measured on the CNN, the
-  // per-example kernels take 2.5× less time than with a 64-row (41 MB) matrix.
+  // cache until the visitor (or the sparse compression) reads it: measured on the CNN (512 rows),
+  // the Dense-layer kernel took 24–29 ms of CPU time instead of 165 ms with a 64-row (41 MB) matrix.
   const chunk = dense ? batchSize : Math.max(1, Math.min(batchSize, n, Math.floor(CHUNK_FLOATS / Math.max(1, stride))));
   const scratch = dense || stride === 0 ? undefined : unfilledFloat32(chunk * stride);
   const sparseIndex = format === 'sparse' ? new Int32Array(stride) : undefined;
