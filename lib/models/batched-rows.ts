@@ -97,7 +97,7 @@ function exampleKernels(): ExampleKernels {
   return k as ExampleKernels;
 }
 
-function checkArguments(model: LayersModel, view: unknown, images: unknown, labels: unknown, options: unknown, numClasses: () => ModelGraph) {
+function checkArguments(model: LayersModel, view: unknown, images: unknown, labels: unknown, options: unknown, compile: () => ModelGraph) {
   if (!(view instanceof ParameterView)) throw new TypeError('view must be a ParameterView');
   if (view.model !== model) throw new RangeError('view was made for another model');
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
@@ -114,7 +114,7 @@ function checkArguments(model: LayersModel, view: unknown, images: unknown, labe
   if (kernels === 'js') {
     throw new AdvcorrectError('ERR_UNSUPPORTED', "batched margin rows run on the native kernels only; use marginRows for kernels: 'js'");
   }
-  const graph = numClasses();
+  const graph = compile();
   if (!(images instanceof Float32Array)) throw new TypeError('images must be a Float32Array');
   if (images.length % graph.inputSize !== 0) {
     throw new RangeError(`images has length ${images.length}, not a multiple of the model's input size ${graph.inputSize} (${graph.inputShape.join('×')})`);
