@@ -8,6 +8,8 @@
  *   --no-write       print the table, do not touch docs/
  *   --render         only re-render tensors.md from tensors.json
  *   --only apgd      only the APGD figure (APGD-CE + APGD-T on the authors' CNN)
+ *   --only rows      only the per-example gradient rows: per-example (marginRows) beside
+ *                    rows-batched (batchedMarginRows, and its visitor form) for CNNLight, CNN, ResNet8
  *   --shared DIR     where the authors' models are (default ../shared next to the repository;
  *                    the APGD figure is skipped with a message when DIR/models is missing)
  */
@@ -26,7 +28,8 @@ import { loadDataset, takeFirst } from '../lib/data/index.js';
 import { evaluate, fgsm, pgd } from '../lib/attacks/index.js';
 import { importNpz } from '../lib/models/io.js';
 import { buildModel } from '../lib/models/architectures.js';
-import { cleanLossGradient, marginRows } from '../lib/models/index.js';
+import { cleanLossGradient, forEachMarginRow, marginRows } from '../lib/models/index.js';
+import { batchedMarginRows, forEachBatchedMarginRow } from '../lib/models/batched-rows.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { trainModel } from '../lib/models/train.js';
 
@@ -39,7 +42,7 @@ const WORK: Record<BackendName, number> = { tensorflow: 1, native: 1, wasm: 0.4,
 interface Figure {
   /** What was measured. */
   name: string;
-  arch: 'cnnlight' | 'cnn';
+  arch: 'cnnlight' | 'cnn' | 'resnet8';
   /** Units per second. */
   rate: number;
   unit: string;
@@ -134,6 +137,7 @@ async function runChild(backend: BackendName, quick: boolean, only: string | und
   const scale = WORK[backend] * (quick ? 0.1 : 1);
   const n = (full: number, min = 8) => Math.max(min, Math.round(full * scale));
   const figures: Figure[] = [];
+  if (only === 'rows') return { backend, figures: await rowFigures(n), kernels: [] };
   const apgd = await apgdFigure(shared, n(1000, 16));
   if (only === 'apgd') return { backend, figures: apgd ? [apgd] : [], kernels: [] };
   const train = await loadDataset('mnist', 'train');
@@ -176,6 +180,8 @@ async function runChild(backend: BackendName, quick: boolean, only: string | und
       flopsPerUnit: 3 * F,
       ...(arch === 'cnn' ? { workload: { units: 2000, label: '2,000 rows', seconds: (2000 * worst.seconds) / worst.value.count, targetSeconds: 1 } } : {}),
     });
+    const batched = await timeIt(() => batchedMarginRows(model, view, images, labels, { delta: 0, classes: 'worst', format: 'dense' }));
+    figures.push(rowsBatchedFigure(arch, batched, 'rows-batched: per-example gradient rows from batched kernels (worst class, dense)', 3 * F));
     const allN = Math.max(8, Math.round(rowN / 4));
     const all = await timeIt(() =>
       marginRows(model, view, images.subarray(0, allN * 784), labels.subarray(0, allN), { delta: 0, classes: 'all', format: 'dense' }),
@@ -238,6 +244,74 @@ async function runChild(backend: BackendName, quick: boolean, only: string | und
   }
   if (apgd) figures.push(apgd);
   return { backend, figures, kernels: kernelTimes(quick) };
+}
+
+/** A rows/s figure of a timed row computation (the 2,000-row workload for the CNN, as the per-example figure). */
+function rowsBatchedFigure(
+  arch: Figure['arch'],
+  t: { value: { count: number }; seconds: number; cpuSeconds: number },
+  name: string,
+  flopsPerUnit: number,
+): Figure {
+  return {
+    name,
+    arch,
+    rate: t.value.count / t.seconds,
+    unit: 'rows/s',
+    units: t.value.count,
+    seconds: t.seconds,
+    cpuSeconds: t.cpuSeconds,
+    flopsPerUnit,
+    ...(arch === 'cnn' ? { workload: { units: 2000, label: '2,000 rows', seconds: (2000 * t.seconds) / t.value.count, targetSeconds: 1 } } : {}),
+  };
+}
+
+/**
+ * `--only rows`: dense margin rows of CNNLight and CNN (MNIST) and ResNet8 (CIFAR-10), random
+ * weights. Worst class: marginRows and forEachMarginRow (per-example products, rows kept / handed to
+ * a visitor) beside batchedMarginRows (rows-batched: the rows kept, each batch's rows in one fresh
+ * buffer) and forEachBatchedMarginRow (rows-batched, visitor: a reused buffer, as a cut pool that
+ * copies the rows uses it); all wrong classes: the two visitor forms on a quarter of the images.
+ */
+async function rowFigures(n: (full: number, min?: number) => number): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  for (const arch of ['cnnlight', 'cnn', 'resnet8'] as const) {
+    const data = await loadDataset(arch === 'resnet8' ? 'cifar10' : 'mnist', 'test');
+    const model = buildModel(arch, { seed: 1 });
+    const F = forwardFlops(model);
+    const view = new ParameterView(model);
+    const count = arch === 'resnet8' ? n(256, 16) : n(1000, 16);
+    const size = data.images.length / data.count;
+    const images = data.images.subarray(0, count * size);
+    const labels = data.labels.subarray(0, count);
+    const options = { delta: 0, classes: 'worst', format: 'dense' } as const;
+    const warm = { images: data.images.subarray(0, 16 * size), labels: data.labels.subarray(0, 16) };
+    await marginRows(model, view, warm.images, warm.labels, options);
+    await batchedMarginRows(model, view, warm.images, warm.labels, options);
+    const perExample = await timeIt(() => marginRows(model, view, images, labels, options));
+    figures.push(rowsBatchedFigure(arch, perExample, 'per-example gradient rows (worst class, dense)', 3 * F));
+    const batched = await timeIt(() => batchedMarginRows(model, view, images, labels, options));
+    figures.push(rowsBatchedFigure(arch, batched, 'rows-batched (worst class, dense, rows kept)', 3 * F));
+    let checksum = 0;
+    const visit = (row: { dense?: Float32Array }): void => {
+      checksum += row.dense![0];
+    };
+    const perVisited = await timeIt(() => forEachMarginRow(model, view, images, labels, options, visit));
+    figures.push(rowsBatchedFigure(arch, perVisited, 'per-example, visitor: forEachMarginRow (worst class, dense)', 3 * F));
+    const visited = await timeIt(() => forEachBatchedMarginRow(model, view, images, labels, options, visit));
+    figures.push(rowsBatchedFigure(arch, visited, 'rows-batched, visitor (worst class, dense, one reused buffer)', 3 * F));
+    const allCount = Math.max(4, Math.round(count / 4));
+    const all = { ...options, classes: 'all' } as const;
+    const allImages = images.subarray(0, allCount * size);
+    const allLabels = labels.subarray(0, allCount);
+    const perAll = await timeIt(() => forEachMarginRow(model, view, allImages, allLabels, all, visit));
+    figures.push(rowsBatchedFigure(arch, perAll, 'per-example, visitor: forEachMarginRow (all 9 wrong classes, dense)', F / 9 + 2 * F));
+    const batchedAll = await timeIt(() => forEachBatchedMarginRow(model, view, allImages, allLabels, all, visit));
+    figures.push(rowsBatchedFigure(arch, batchedAll, 'rows-batched, visitor (all 9 wrong classes, dense)', F / 9 + 2 * F));
+    if (!Number.isFinite(checksum)) throw new Error('bench:tensors: non-finite rows');
+    model.dispose();
+  }
+  return figures;
 }
 
 /** Median wall time of the heavy kernels at the CNN's training shapes (batch 64). */
@@ -371,7 +445,7 @@ async function main(): Promise<void> {
   }
   const onlyIndex = args.indexOf('--only');
   const only = onlyIndex >= 0 ? args[onlyIndex + 1] : undefined;
-  if (only !== undefined && only !== 'apgd') throw new RangeError(`--only takes apgd, got '${only}'`);
+  if (only !== undefined && only !== 'apgd' && only !== 'rows') throw new RangeError(`--only takes apgd or rows, got '${only}'`);
   const sharedIndex = args.indexOf('--shared');
   const shared = path.resolve(sharedIndex >= 0 ? args[sharedIndex + 1] : path.join(root, '..', 'shared'));
   const childIndex = args.indexOf('--child');

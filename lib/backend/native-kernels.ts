@@ -34,6 +34,42 @@ export interface NativeKernels {
   ): void;
   measureGemmGflops(n: number, reps: number): number;
   threadCount(): number;
+  /**
+   * Per-example weight gradients written into a row matrix (row b at rows[b·rowStride …], each
+   * block at its offset in the flat weight vector; offset -1: the tensor is not in the row).
+   * Optional: an addon built before these kernels lacks them (native/kernels/per_example.h).
+   */
+  denseExampleGradients?(
+    x: Float32Array,
+    dy: Float32Array,
+    rows: Float32Array,
+    batch: number,
+    nIn: number,
+    nOut: number,
+    rowStride: number,
+    kernelOffset: number,
+    biasOffset: number,
+  ): void;
+  conv2dExampleGradients?(
+    x: Float32Array,
+    dy: Float32Array,
+    rows: Float32Array,
+    shape: Int32Array,
+    rowStride: number,
+    kernelOffset: number,
+    biasOffset: number,
+  ): void;
+  batchNormExampleGradients?(
+    xhat: Float32Array,
+    dy: Float32Array,
+    rows: Float32Array,
+    batch: number,
+    positions: number,
+    channels: number,
+    rowStride: number,
+    gammaOffset: number,
+    betaOffset: number,
+  ): void;
   setThreadCount(n: number): void;
 }
 

@@ -5,11 +5,16 @@
 //   conv2dBackpropFilter(x, dy, dw, shape)
 //   batchMatMul(a, b, c, batchA, batchB, m, k, n, transA, transB)
 //   measureGemmGflops(n, reps) → number;  threadCount() → number;  setThreadCount(n)
+// Per-example weight gradients into a row matrix (row b at rows[b·rowStride …]; offset −1: absent):
+//   denseExampleGradients(x, dy, rows, batch, nIn, nOut, rowStride, kernelOffset, biasOffset)
+//   conv2dExampleGradients(x, dy, rows, shape, rowStride, kernelOffset, biasOffset)
+//   batchNormExampleGradients(xhat, dy, rows, batch, positions, channels, rowStride, gammaOffset, betaOffset)
 #include <stdexcept>
 #include <string>
 
 #include "binding/registry.h"
 #include "kernels/conv.h"
+#include "kernels/per_example.h"
 
 namespace advcorrect::binding {
 namespace {
@@ -111,6 +116,59 @@ Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
   });
 }
 
+long LongArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (!info[index].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  const double v = info[index].As<Napi::Number>().DoubleValue();
+  if (v != static_cast<double>(static_cast<long>(v))) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer");
+  }
+  return static_cast<long>(v);
+}
+
+// The row matrix argument and its stride: rows must hold batch·rowStride floats.
+kernels::RowMatrix RowsArg(const Napi::CallbackInfo& info, size_t rowsIndex, size_t strideIndex, int batch) {
+  const long rowStride = LongArg(info, strideIndex, "rowStride");
+  if (rowStride <= 0) throw Napi::RangeError::New(info.Env(), "rowStride must be positive");
+  if (batch <= 0) throw Napi::RangeError::New(info.Env(), "batch must be positive");
+  auto rows = FloatArg(info, rowsIndex, "rows", static_cast<long>(batch) * rowStride);
+  return kernels::RowMatrix{rows.Data(), rowStride};
+}
+
+Napi::Value DenseExampleGradients(const Napi::CallbackInfo& info) {
+  const int batch = IntArg(info, 3, "batch"), nIn = IntArg(info, 4, "nIn"), nOut = IntArg(info, 5, "nOut");
+  if (nIn <= 0 || nOut <= 0) throw Napi::RangeError::New(info.Env(), "nIn and nOut must be positive");
+  const kernels::RowMatrix rows = RowsArg(info, 2, 6, batch);
+  auto x = FloatArg(info, 0, "x", static_cast<long>(batch) * nIn);
+  auto dy = FloatArg(info, 1, "dy", static_cast<long>(batch) * nOut);
+  const long kernelOffset = LongArg(info, 7, "kernelOffset"), biasOffset = LongArg(info, 8, "biasOffset");
+  return Guard(info, [&] {
+    kernels::denseExampleGradients(x.Data(), dy.Data(), batch, nIn, nOut, rows, kernelOffset, biasOffset);
+  });
+}
+
+Napi::Value Conv2dExampleGradients(const Napi::CallbackInfo& info) {
+  const ConvShape s = ShapeArg(info, 3);
+  const kernels::RowMatrix rows = RowsArg(info, 2, 4, s.batch);
+  auto x = FloatArg(info, 0, "x", InputSize(s));
+  auto dy = FloatArg(info, 1, "dy", OutputSize(s));
+  const long kernelOffset = LongArg(info, 5, "kernelOffset"), biasOffset = LongArg(info, 6, "biasOffset");
+  return Guard(info, [&] { kernels::conv2dExampleGradients(x.Data(), dy.Data(), s, rows, kernelOffset, biasOffset); });
+}
+
+Napi::Value BatchNormExampleGradients(const Napi::CallbackInfo& info) {
+  const int batch = IntArg(info, 3, "batch");
+  const long positions = LongArg(info, 4, "positions");
+  const int channels = IntArg(info, 5, "channels");
+  if (positions <= 0 || channels <= 0) throw Napi::RangeError::New(info.Env(), "positions and channels must be positive");
+  const kernels::RowMatrix rows = RowsArg(info, 2, 6, batch);
+  auto xhat = FloatArg(info, 0, "xhat", static_cast<long>(batch) * positions * channels);
+  auto dy = FloatArg(info, 1, "dy", static_cast<long>(batch) * positions * channels);
+  const long gammaOffset = LongArg(info, 7, "gammaOffset"), betaOffset = LongArg(info, 8, "betaOffset");
+  return Guard(info, [&] {
+    kernels::batchNormExampleGradients(xhat.Data(), dy.Data(), batch, positions, channels, rows, gammaOffset, betaOffset);
+  });
+}
+
 Napi::Value MeasureGemmGflops(const Napi::CallbackInfo& info) {
   const int n = IntArg(info, 0, "n"), reps = IntArg(info, 1, "reps");
   if (n <= 0 || reps <= 0) throw Napi::RangeError::New(info.Env(), "n and reps must be positive");
@@ -134,6 +192,9 @@ void Init(Napi::Env env, Napi::Object exports) {
   k.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput, "conv2dBackpropInput"));
   k.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter, "conv2dBackpropFilter"));
   k.Set("batchMatMul", Napi::Function::New(env, BatchMatMul, "batchMatMul"));
+  k.Set("denseExampleGradients", Napi::Function::New(env, DenseExampleGradients, "denseExampleGradients"));
+  k.Set("conv2dExampleGradients", Napi::Function::New(env, Conv2dExampleGradients, "conv2dExampleGradients"));
+  k.Set("batchNormExampleGradients", Napi::Function::New(env, BatchNormExampleGradients, "batchNormExampleGradients"));
   k.Set("measureGemmGflops", Napi::Function::New(env, MeasureGemmGflops, "measureGemmGflops"));
   k.Set("threadCount", Napi::Function::New(env, ThreadCount, "threadCount"));
   k.Set("setThreadCount", Napi::Function::New(env, SetThreadCount, "setThreadCount"));

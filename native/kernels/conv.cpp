@@ -44,32 +44,6 @@ bool isPointwise(const ConvShape& s) {
          s.outH == s.inH && s.outW == s.inW;
 }
 
-// col[(img·outH + r)·outW + q, (i·fW + j)·inC + c] = x[b0 + img, r·sH + i·dH − padTop, q·sW + j·dW − padLeft, c]
-void im2col(const float* x, const ConvShape& s, int b0, int b1, float* col) {
-  const long patch = static_cast<long>(s.fH) * s.fW * s.inC;
-  const size_t channelBytes = sizeof(float) * s.inC;
-  long row = 0;
-  for (int b = b0; b < b1; ++b) {
-    const float* image = x + static_cast<long>(b) * s.inH * s.inW * s.inC;
-    for (int r = 0; r < s.outH; ++r) {
-      for (int q = 0; q < s.outW; ++q, ++row) {
-        float* dst = col + row * patch;
-        for (int i = 0; i < s.fH; ++i) {
-          const int ir = r * s.sH + i * s.dH - s.padTop;
-          for (int j = 0; j < s.fW; ++j, dst += s.inC) {
-            const int jc = q * s.sW + j * s.dW - s.padLeft;
-            if (ir < 0 || ir >= s.inH || jc < 0 || jc >= s.inW) {
-              std::memset(dst, 0, channelBytes);
-            } else {
-              std::memcpy(dst, image + (static_cast<long>(ir) * s.inW + jc) * s.inC, channelBytes);
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
 // The adjoint of im2col: dx[b0 + img, …] += col[…] (dx of these images must be zeroed first).
 void col2imAdd(const float* col, const ConvShape& s, int b0, int b1, float* dx) {
   const long patch = static_cast<long>(s.fH) * s.fW * s.inC;
@@ -124,6 +98,32 @@ void forImageBlocks(const ConvShape& s, int threads, Body body) {
 }
 
 }  // namespace
+
+// col[(img·outH + r)·outW + q, (i·fW + j)·inC + c] = x[b0 + img, r·sH + i·dH − padTop, q·sW + j·dW − padLeft, c]
+void im2col(const float* x, const ConvShape& s, int b0, int b1, float* col) {
+  const long patch = static_cast<long>(s.fH) * s.fW * s.inC;
+  const size_t channelBytes = sizeof(float) * s.inC;
+  long row = 0;
+  for (int b = b0; b < b1; ++b) {
+    const float* image = x + static_cast<long>(b) * s.inH * s.inW * s.inC;
+    for (int r = 0; r < s.outH; ++r) {
+      for (int q = 0; q < s.outW; ++q, ++row) {
+        float* dst = col + row * patch;
+        for (int i = 0; i < s.fH; ++i) {
+          const int ir = r * s.sH + i * s.dH - s.padTop;
+          for (int j = 0; j < s.fW; ++j, dst += s.inC) {
+            const int jc = q * s.sW + j * s.dW - s.padLeft;
+            if (ir < 0 || ir >= s.inH || jc < 0 || jc >= s.inW) {
+              std::memset(dst, 0, channelBytes);
+            } else {
+              std::memcpy(dst, image + (static_cast<long>(ir) * s.inW + jc) * s.inC, channelBytes);
+            }
+          }
+        }
+      }
+    }
+  }
+}
 
 void validate(const ConvShape& s) {
   const int dims[] = {s.batch, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.fH, s.fW, s.sH, s.sW, s.dH, s.dW};

@@ -21,6 +21,11 @@ struct ConvShape {
 // Throws std::invalid_argument when a dimension is not positive or pads are negative.
 void validate(const ConvShape& s);
 
+// The patch matrix of images [b0, b1): row (img·outH + r)·outW + q, column (i·fW + j)·inC + c
+// holds x[b0 + img, r·sH + i·dH − padTop, q·sW + j·dW − padLeft, c] (0 outside the image).
+// col has (b1 − b0)·outH·outW rows of fH·fW·inC floats.
+void im2col(const float* x, const ConvShape& s, int b0, int b1, float* col);
+
 // y = conv(x, w)
 void conv2dForward(const float* x, const float* w, const ConvShape& s, float* y);
 // dx = ∂/∂x of Σ dy·conv(x, w)   (dx overwritten)
