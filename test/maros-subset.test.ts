@@ -41,7 +41,10 @@ describe('Maros–Mészáros subset', function () {
   let index: Map<string, IndexRecord> | undefined;
   before(function () {
     index = loadIndex();
-    if (!index) this.skip(); // ../shared/qp/maros-meszaros is absent: nothing to validate against
+    if (!index) {
+      console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared): nothing to validate against`);
+      this.skip();
+    }
   });
 
   it('ADMM solves the small general problems to the reference objective with small residuals', async () => {
