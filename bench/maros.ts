@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../lib/native.js';
-import { readQpsFile } from '../lib/qp/qps.js';
+import { readQpsFile } from '../lib/qp/qps-reader.js';
 import { isSuccess } from '../lib/qp/residuals.js';
 import { positiveDiagonal, solveQp } from '../lib/qp/solve.js';
 import type { QpSolverName } from '../lib/qp/types.js';

@@ -372,6 +372,14 @@ function targets(): string[] {
   return lines;
 }
 
+/** HiGHS's time at the largest m measured in this run, e.g. ' (52 s at m = 2,710)'; '' before its first row. */
+function highsLargest(): string {
+  let largest: Row | undefined;
+  for (const r of rows) if (r.what.startsWith('HiGHS') && (!largest || r.m > largest.m)) largest = r;
+  if (!largest) return '';
+  return ` (${(largest.timeMs / 1000).toPrecision(2)} s at m = ${largest.m.toLocaleString('en-US')} in this run)`;
+}
+
 function write(header: string[]): void {
   const lines = [
     '# Cut-QP benchmark (`npm run bench:qp`)',
@@ -388,7 +396,7 @@ function write(header: string[]): void {
     'dual = ‖D(w − w₀) + Aᵀy‖∞, gap = largest |y·slack|. "pool MiB" is CutPool.memoryBytes();',
     '"peak RSS" is the process peak so far (monotone).',
     `HiGHS (npm highs: ${highsVersion}; WebAssembly, single thread) solves the dual QP for m ≤ ${HIGHS_MAX_M}, handed G (lower triangle,`,
-    'm²/2 entries) and the linear term through its model API; its time is its own run time (about 50 s at m = 2,710).',
+    `m²/2 entries) and the linear term through its model API; its time is its own run time${highsLargest()}.`,
     'Notes split our solves into set-up (folding new rows into G, A·w₀ for them), iterations, and recovering w plus',
     'the residual check (two passes over A). "time ms" is the whole call from JS.',
     '',

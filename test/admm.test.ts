@@ -6,7 +6,10 @@ import type { Highs } from 'highs';
 import { AdvcorrectError } from '../lib/errors.js';
 import { packageRoot } from '../lib/native.js';
 import { admmDefaults, solveAdmm, solveAdmmSync, solveCutPoolAdmm, type AdmmResult } from '../lib/qp/admm.js';
+import { CutPool } from '../lib/qp/cut-pool.js';
 import { writeLp } from '../lib/qp/lp-writer.js';
+import { readQpsFile } from '../lib/qp/qps-reader.js';
+import { kktResiduals } from '../lib/qp/residuals.js';
 import type { CscMatrix, QuadraticProgram } from '../lib/qp/types.js';
 
 // ---------- helpers (independent of the solver) ----------
@@ -256,7 +259,6 @@ describe('ADMM (OSQP algorithm)', function () {
       const problem = toProblem(d);
       const controller = new AbortController();
       const progress: number[] = [];
-      const started = performance.now();
       // Abort from the first progress report (or after 3 s if none came).
       const fallback = setTimeout(() => controller.abort(), 3000);
       const r = await solveAdmm(problem, {
@@ -269,7 +271,6 @@ describe('ADMM (OSQP algorithm)', function () {
       });
       clearTimeout(fallback);
       assert.equal(r.status, 'aborted');
-      assert.ok(performance.now() - started < 5000);
       assert.ok(progress.length > 0 && r.iterations >= progress[progress.length - 1]);
       await assert.rejects(solveAdmm(problem, { signal: controller.signal }), (e: unknown) => e instanceof AdvcorrectError && e.code === 'ERR_ABORTED');
     });
@@ -308,9 +309,10 @@ describe('ADMM (OSQP algorithm)', function () {
     for (const name of names) {
       it(`${name} to 1e-6 matches the reference objective`, async function () {
         const file = path.join(marosDir, `${name}.qps.gz`);
-        if (!existsSync(file)) this.skip(); // ../shared/qp/maros-meszaros is absent
-        const { readQpsFile } = await import('../lib/qp/qps.js');
-        const { kktResiduals } = await import('../lib/qp/residuals.js');
+        if (!existsSync(file)) {
+          console.log(`skipped: ${file} is absent (the Maros–Mészáros set of ../shared)`);
+          this.skip();
+        }
         const index = JSON.parse(readFileSync(path.join(marosDir, 'index.json'), 'utf8')) as { problems: Array<{ name: string; objective_ref: number }> };
         const ref = index.problems.find((p) => p.name === name)!.objective_ref;
         const problem = await readQpsFile(file);
@@ -326,14 +328,7 @@ describe('ADMM (OSQP algorithm)', function () {
 
   describe('cut pool form', function () {
     it('solves a cut pool QP and agrees with the general form', async function () {
-      let CutPool: (new (n: number, options?: Record<string, unknown>) => Record<string, unknown>) | undefined;
-      try {
-        const specifier = '../lib/qp/cut-pool.js';
-        CutPool = ((await import(specifier)) as { CutPool?: typeof CutPool }).CutPool;
-      } catch {
-        CutPool = undefined;
-      }
-      if (!CutPool) this.skip(); // lib/qp/cut-pool.ts not built yet
+      // The addon is built wherever the tests run (CI builds it first): a missing addon fails here.
       const n = 300;
       const m = 40;
       const rand = rng(700);
@@ -341,10 +336,7 @@ describe('ADMM (OSQP algorithm)', function () {
       const w0 = Float64Array.from({ length: n }, () => gaussian(rand));
       const lower = new Float64Array(n).fill(-0.5);
       const upper = new Float64Array(n).fill(0.5);
-      const pool = new CutPool!(n, { diagonal, lower, upper }) as unknown as {
-        nativeHandle: object;
-        appendDense(values: Float64Array, upper: number, lower?: number): unknown;
-      };
+      const pool = new CutPool(n, { diagonal, lower, upper });
       const rows: number[][] = [];
       const ub: number[] = [];
       for (let i = 0; i < m; i++) {
@@ -357,8 +349,8 @@ describe('ADMM (OSQP algorithm)', function () {
       const P = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? diagonal[i] : 0)));
       const d: DenseQp = { P, q: Array.from(w0, (w, j) => -diagonal[j] * w), A: rows, l: ub.map(() => -Infinity), u: ub, lb: Array.from(lower), ub: Array.from(upper) };
       const general = await solveAdmm(toProblem(d), { epsAbs: 1e-8, epsRel: 0, maxIterations: 50000 });
-      assert.equal(general.status, r.status);
-      if (r.status !== 'solved') return;
+      assert.equal(r.status, 'solved');
+      assert.equal(general.status, 'solved');
       const res = denseResiduals(d, r);
       assert.ok(res.primal <= 1e-7 && res.dual <= 1e-7, `cut-form residuals ${res.primal} ${res.dual}`);
       const shift = w0.reduce((s, w, j) => s + 0.5 * diagonal[j] * w * w, 0);
@@ -366,7 +358,7 @@ describe('ADMM (OSQP algorithm)', function () {
       // The pool recorded the multipliers: the next solve starts from them.
       const again = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false });
       assert.equal(again.status, 'solved');
-            const cold = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false, warmStart: false });
+      const cold = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false, warmStart: false });
       assert.equal(cold.status, 'solved');
       assert.ok(again.iterations <= 2 * admmDefaults().checkTermination && again.iterations < cold.iterations, `warm ${again.iterations} vs cold ${cold.iterations}`);
     });

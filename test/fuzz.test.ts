@@ -17,7 +17,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import { AdvcorrectError } from '../lib/errors.js';
 import { encodeIdx, parseIdx } from '../lib/data/idx.js';
 import { buildModel, diskIOHandler, encodeNpy, encodeNpz, loadModel, parseNpz, saveModel } from '../lib/models/index.js';
-import { checkProblemShape, readQps, writeQps } from '../lib/qp/qps.js';
+import { checkProblemShape } from '../lib/qp/sparse.js';
+import { readQps } from '../lib/qp/qps-reader.js';
+import { writeQps } from '../lib/qp/qps-writer.js';
 import { readSolution, writeSolution } from '../lib/qp/solution.js';
 import { COMMON_TOKENS, fuzzSettings, Mutator, type FuzzCase } from './helpers/fuzz.js';
 

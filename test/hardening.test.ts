@@ -18,7 +18,7 @@ import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../lib/correction
 import { buildModel, exportNpz, importNpz, loadModel, saveModel } from '../lib/models/index.js';
 import { trainModel } from '../lib/models/train.js';
 import { CutPool } from '../lib/qp/cut-pool.js';
-import { readQps, readQpsFile } from '../lib/qp/qps.js';
+import { readQps, readQpsFile } from '../lib/qp/qps-reader.js';
 import { readSolution } from '../lib/qp/solution.js';
 import { solveQp } from '../lib/qp/solve.js';
 import type { QuadraticProgram } from '../lib/qp/types.js';

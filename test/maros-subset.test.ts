@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../lib/native.js';
-import { readQpsFile } from '../lib/qp/qps.js';
+import { readQpsFile } from '../lib/qp/qps-reader.js';
 import { isSuccess, kktResiduals } from '../lib/qp/residuals.js';
 import { DUAL_AUTO_MAX_ROWS, gramTooLarge, positiveDiagonal, solveQp } from '../lib/qp/solve.js';
 
@@ -41,7 +41,10 @@ describe('Maros–Mészáros subset', function () {
   let index: Map<string, IndexRecord> | undefined;
   before(function () {
     index = loadIndex();
-    if (!index) this.skip(); // ../shared/qp/maros-meszaros is absent: nothing to validate against
+    if (!index) {
+      console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared): nothing to validate against`);
+      this.skip();
+    }
   });
 
   it('ADMM solves the small general problems to the reference objective with small residuals', async () => {

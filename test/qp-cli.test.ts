@@ -6,7 +6,7 @@ import path from 'node:path';
 import * as highsModule from 'highs';
 import type { Highs } from 'highs';
 import { packageRoot } from '../lib/native.js';
-import { readQps, readQpsFile } from '../lib/qp/qps.js';
+import { readQps, readQpsFile } from '../lib/qp/qps-reader.js';
 import { evaluatePrimal } from '../lib/qp/residuals.js';
 import { readSolution, writeSolution } from '../lib/qp/solution.js';
 import { cliPath, runCli } from './helpers/cli.js';

@@ -9,7 +9,8 @@ import type { Highs } from 'highs';
 import { AdvcorrectError } from '../lib/errors.js';
 import { packageRoot } from '../lib/native.js';
 import { isValidLpName, writeLp } from '../lib/qp/lp-writer.js';
-import { readQps, readQpsFile, writeQps } from '../lib/qp/qps.js';
+import { readQps, readQpsFile } from '../lib/qp/qps-reader.js';
+import { writeQps } from '../lib/qp/qps-writer.js';
 import { distance, evaluatePrimal, isSuccess, kktResiduals, multiplyA, objectiveValue } from '../lib/qp/residuals.js';
 import { readSolution, solutionVector, writeSolution } from '../lib/qp/solution.js';
 import { CutPool } from '../lib/qp/cut-pool.js';
@@ -431,7 +432,10 @@ describe('QPS writer', () => {
 
   it('round-trips Maros–Mészáros files and matches index.json', async function () {
     const index = marosIndex();
-    if (!index) this.skip(); // /work/shared (../shared) is absent: no Maros–Mészáros data to test against
+    if (!index) {
+      console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared)`);
+      this.skip();
+    }
     for (const name of ['HS21', 'HS118', 'QAFIRO', 'DUAL1', 'QPCBOEI2', 'Q25FV47', 'QSHIP04S', 'POWELL20']) {
       const rec: IndexRecord = index!.get(name)!;
       const p = await readQpsFile(path.join(marosDir, `${name}.qps.gz`));
@@ -518,7 +522,10 @@ describe('LP writer', () => {
 
   it('HiGHS solves Maros–Mészáros problems from our LP files to the reference objective', async function () {
     const index = marosIndex();
-    if (!index) this.skip(); // ../shared is absent
+    if (!index) {
+      console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared)`);
+      this.skip();
+    }
     for (const name of ['HS21', 'HS118', 'QAFIRO', 'DUAL1', 'CVXQP1_S', 'QPCBOEI2']) {
       const rec: IndexRecord = index!.get(name)!;
       const p = await readQpsFile(path.join(marosDir, `${name}.qps.gz`));
@@ -595,7 +602,10 @@ describe('residuals', () => {
 
   it('HiGHS duals give small KKT residuals (sign conventions agree) and a wrong sign does not', async function () {
     const index = marosIndex();
-    if (!index) this.skip(); // ../shared is absent
+    if (!index) {
+      console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared)`);
+      this.skip();
+    }
     const highs = await highsLoader();
     for (const name of ['HS21', 'HS118', 'QAFIRO', 'CVXQP1_S']) {
       const p = await readQpsFile(path.join(marosDir, `${name}.qps.gz`));

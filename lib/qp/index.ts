@@ -3,7 +3,8 @@
  * dispatch and the solvers themselves.
  */
 export * from './types.js';
-export { readQps, readQpsFile, writeQps, formatNumber, QPS_INFINITY, QPS_MAX_BYTES, type ReadQpsOptions } from './qps.js';
+export { readQps, readQpsFile, QPS_INFINITY, QPS_MAX_BYTES, type ReadQpsOptions } from './qps-reader.js';
+export { writeQps, formatNumber } from './qps-writer.js';
 export { writeLp, isValidLpName } from './lp-writer.js';
 export {
   readSolution,

@@ -16,7 +16,9 @@
  * left out (they constrain nothing). Numbers are written as the shortest decimal that reads
  * back as the same double.
  */
-import { chooseNames, checkProblemShape, formatNumber, transposeCompressed } from './qps.js';
+import { chooseNames } from './names.js';
+import { formatNumber } from './qps-writer.js';
+import { checkProblemShape, transposeCompressed } from './sparse.js';
 import type { QuadraticProgram } from './types.js';
 
 const LP_RESERVED = new Set([

@@ -6,11 +6,12 @@
 import { writeFile } from 'node:fs/promises';
 import { AdvcorrectError } from '../errors.js';
 import { readFileCapped } from '../util/files.js';
-import { QPS_MAX_BYTES } from './qps.js';
+import { QPS_MAX_BYTES } from './qps-reader.js';
 
 /** Largest .sol file read (the same as a QPS file's text). */
 export const SOLUTION_MAX_BYTES = QPS_MAX_BYTES;
-import { formatNumber, chooseNames } from './qps.js';
+import { formatNumber } from './qps-writer.js';
+import { chooseNames } from './names.js';
 import { isValidLpName } from './lp-writer.js';
 import type { QuadraticProgram } from './types.js';
 
