@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "tests/check.h"
 #include "cuts/cut_pool.h"
+#include "cuts/pool_solve.h"
 #include "qp/dual_active_set.h"
 
 using advcorrect::cuts::CutPool;
@@ -135,26 +137,10 @@ CutQpResult Solve(CutPool& pool, const Eigen::VectorXd& w0, bool warm) {
   CutQpControl control;
   CutQpProblem problem = pool.problem(w0.data());
   DualWorkingSet set;
-  auto& state = pool.dualWarmState();
-  DualWorkingSet warm_set;
-  if (warm && state.valid) {
-    for (size_t k = 0; k < state.row_ids.size(); ++k) {
-      const int pos = pool.positionOf(state.row_ids[k]);
-      if (pos >= 0) {
-        warm_set.rows.push_back(pos);
-        warm_set.row_signs.push_back(state.row_signs[k]);
-      }
-    }
-    warm_set.bounds = state.bound_vars;
-    warm_set.bound_signs = state.bound_signs;
-  }
-  CutQpResult r = SolveDualActiveSet(problem, settings, control, warm ? &warm_set : nullptr, &set);
-  state.row_ids.clear();
-  state.row_signs = set.row_signs;
-  for (int pos : set.rows) state.row_ids.push_back(pool.row(pos).id);
-  state.bound_vars = set.bounds;
-  state.bound_signs = set.bound_signs;
-  state.valid = true;
+  // The remembered working set mapped onto the current rows, as the binding's solve does.
+  const std::optional<DualWorkingSet> warm_set = warm ? advcorrect::cuts::WarmWorkingSet(pool) : std::nullopt;
+  CutQpResult r = SolveDualActiveSet(problem, settings, control, warm_set ? &*warm_set : nullptr, &set);
+  advcorrect::cuts::RememberWorkingSet(pool, set);
   return r;
 }
 
