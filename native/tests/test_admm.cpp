@@ -216,6 +216,8 @@ int main() {
     d.u << 1, INFINITY;
     AdmmResult r = SolveAdmm(Make(d), AdmmSettings{});
     CHECK(r.status == AdmmStatus::kPrimalInfeasible, "expected primal infeasible, got %s", StatusName(r.status));
+    // The certificate must be there (one multiplier per row) and prove infeasibility.
+    CHECK(r.certificate_y.size() == 2, "certificate has %d entries, expected 2", static_cast<int>(r.certificate_y.size()));
     if (r.certificate_y.size() == 2) {
       Eigen::VectorXd aty = d.A.transpose() * r.certificate_y;
       double support = 0;
@@ -238,6 +240,8 @@ int main() {
     d.u << INFINITY;
     AdmmResult r = SolveAdmm(Make(d), AdmmSettings{});
     CHECK(r.status == AdmmStatus::kDualInfeasible, "expected dual infeasible, got %s", StatusName(r.status));
+    // The ray must be there (one entry per variable) and be a direction of unbounded descent.
+    CHECK(r.certificate_x.size() == 2, "ray has %d entries, expected 2", static_cast<int>(r.certificate_x.size()));
     if (r.certificate_x.size() == 2) CHECK(d.q.dot(r.certificate_x) < 0 && (d.A * r.certificate_x)[0] >= -1e-4, "bad ray");
   }
   // Non-convex: P = diag(1, −1).

@@ -168,7 +168,11 @@ void RunInstance(const Instance& inst) {
     Check(warm.iterations <= cold.iterations, name + ": warm took more iterations");
   }
   if (cold.status == CutQpStatus::kPrimalInfeasible) {
-    // Aᵀy + z ≈ 0 and support < 0.
+    // The certificate has one multiplier per row and per variable, Aᵀy + z ≈ 0 and support < 0.
+    Check(cold.certificate_y.size() == pool.size() && cold.certificate_z.size() == inst.n,
+          name + ": certificate sizes " + std::to_string(cold.certificate_y.size()) + ", " +
+              std::to_string(cold.certificate_z.size()));
+    if (cold.certificate_y.size() != pool.size() || cold.certificate_z.size() != inst.n) return;
     Eigen::VectorXd r = cold.certificate_z;
     pool.multiplyTransposeAdd(cold.certificate_y.data(), 1.0, r.data());
     double support = 0;
@@ -201,6 +205,8 @@ void RunNearlyDependentInfeasible(int n) {
   CutQpResult r = Solve(pool, w0, false);
   Check(r.status == CutQpStatus::kPrimalInfeasible, name + ": status " + StatusName(r.status));
   if (r.status != CutQpStatus::kPrimalInfeasible) return;
+  Check(r.certificate_y.size() == 1 && r.certificate_z.size() == n, name + ": certificate sizes");
+  if (r.certificate_y.size() != 1 || r.certificate_z.size() != n) return;
   Eigen::VectorXd stationarity = r.certificate_z;
   pool.multiplyTransposeAdd(r.certificate_y.data(), 1.0, stationarity.data());
   Check(stationarity.lpNorm<Eigen::Infinity>() < 1e-9, name + ": certificate Aᵀy+z = " + std::to_string(stationarity.lpNorm<Eigen::Infinity>()));
