@@ -76,15 +76,15 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.rho = GetNumber(o, "rho", s.rho);
   s.sigma = GetNumber(o, "sigma", s.sigma);
   s.alpha = GetNumber(o, "alpha", s.alpha);
-  s.eps_abs = GetNumber(o, "epsAbs", s.eps_abs);
-  s.eps_rel = GetNumber(o, "epsRel", s.eps_rel);
-  s.eps_prim_inf = GetNumber(o, "epsPrimalInfeasible", s.eps_prim_inf);
-  s.eps_dual_inf = GetNumber(o, "epsDualInfeasible", s.eps_dual_inf);
-  const double max_iter = GetNumber(o, "maxIterations", s.max_iter);
+  s.tolerance = GetNumber(o, "epsAbs", s.tolerance);
+  s.relative_tolerance = GetNumber(o, "epsRel", s.relative_tolerance);
+  s.primal_infeasibility_tolerance = GetNumber(o, "epsPrimalInfeasible", s.primal_infeasibility_tolerance);
+  s.dual_infeasibility_tolerance = GetNumber(o, "epsDualInfeasible", s.dual_infeasibility_tolerance);
+  const double max_iterations = GetNumber(o, "maxIterations", s.max_iterations);
   const double scaling = GetNumber(o, "scalingIterations", s.scaling);
   const double check = GetNumber(o, "checkTermination", s.check_termination);
   const double interval = GetNumber(o, "adaptiveRhoInterval", s.adaptive_rho_interval);
-  const double refine = GetNumber(o, "polishRefineIterations", s.polish_refine_iter);
+  const double refine = GetNumber(o, "polishRefineIterations", s.polish_refine_iterations);
   s.adaptive_rho = GetBool(o, "adaptiveRho", s.adaptive_rho);
   s.adaptive_rho_tolerance = GetNumber(o, "adaptiveRhoTolerance", s.adaptive_rho_tolerance);
   s.polish = GetBool(o, "polish", s.polish);
@@ -93,19 +93,19 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.time_limit_ms = GetNumber(o, "timeLimitMs", s.time_limit_ms);
   s.progress_interval_ms = GetNumber(o, "progressIntervalMs", s.progress_interval_ms);
   if (!(s.rho > 0) || !(s.sigma > 0) || !(s.alpha > 0 && s.alpha < 2)) ThrowRange(env, "settings: rho and sigma must be > 0 and alpha in (0, 2)");
-  if (!(s.eps_abs >= 0) || !(s.eps_rel >= 0) || (s.eps_abs == 0 && s.eps_rel == 0))
+  if (!(s.tolerance >= 0) || !(s.relative_tolerance >= 0) || (s.tolerance == 0 && s.relative_tolerance == 0))
     ThrowRange(env, "settings: epsAbs and epsRel must be ≥ 0 and not both 0");
-  if (!(s.eps_prim_inf > 0) || !(s.eps_dual_inf > 0)) ThrowRange(env, "settings: infeasibility tolerances must be > 0");
-  if (!(max_iter >= 1 && max_iter <= 2e9) || !(scaling >= 0 && scaling <= 100) || !(check >= 1 && check <= 1e6) ||
+  if (!(s.primal_infeasibility_tolerance > 0) || !(s.dual_infeasibility_tolerance > 0)) ThrowRange(env, "settings: infeasibility tolerances must be > 0");
+  if (!(max_iterations >= 1 && max_iterations <= 2e9) || !(scaling >= 0 && scaling <= 100) || !(check >= 1 && check <= 1e6) ||
       !(interval >= 0 && interval <= 2e9) || !(refine >= 0 && refine <= 100))
     ThrowRange(env, "settings: an iteration count is out of range");
   if (!(s.delta > 0) || !(s.time_limit_ms >= 0) || !(s.adaptive_rho_tolerance >= 1))
     ThrowRange(env, "settings: delta must be > 0, timeLimitMs ≥ 0, adaptiveRhoTolerance ≥ 1");
-  s.max_iter = static_cast<int>(max_iter);
+  s.max_iterations = static_cast<int>(max_iterations);
   s.scaling = static_cast<int>(scaling);
   s.check_termination = static_cast<int>(check);
   s.adaptive_rho_interval = static_cast<int>(interval);
-  s.polish_refine_iter = static_cast<int>(refine);
+  s.polish_refine_iterations = static_cast<int>(refine);
   s.warm_x = GetOptionalVector(env, o, "warmX", n);
   s.warm_y = GetOptionalVector(env, o, "warmY", m);
   s.warm_z = GetOptionalVector(env, o, "warmZ", n);
@@ -243,11 +243,11 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("rho", s.rho);
   o.Set("sigma", s.sigma);
   o.Set("alpha", s.alpha);
-  o.Set("epsAbs", s.eps_abs);
-  o.Set("epsRel", s.eps_rel);
-  o.Set("epsPrimalInfeasible", s.eps_prim_inf);
-  o.Set("epsDualInfeasible", s.eps_dual_inf);
-  o.Set("maxIterations", s.max_iter);
+  o.Set("epsAbs", s.tolerance);
+  o.Set("epsRel", s.relative_tolerance);
+  o.Set("epsPrimalInfeasible", s.primal_infeasibility_tolerance);
+  o.Set("epsDualInfeasible", s.dual_infeasibility_tolerance);
+  o.Set("maxIterations", s.max_iterations);
   o.Set("scalingIterations", s.scaling);
   o.Set("adaptiveRho", s.adaptive_rho);
   o.Set("adaptiveRhoTolerance", s.adaptive_rho_tolerance);
@@ -256,7 +256,7 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("polish", s.polish);
   o.Set("gapTermination", s.gap_termination);
   o.Set("delta", s.delta);
-  o.Set("polishRefineIterations", s.polish_refine_iter);
+  o.Set("polishRefineIterations", s.polish_refine_iterations);
   o.Set("timeLimitMs", s.time_limit_ms);
   return o;
 }

@@ -287,7 +287,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
       if (o.Has("eps") && !o.Get("eps").IsUndefined()) {
         const double eps = ToNumber(env, o.Get("eps"), "eps");
         if (!(eps > 0) || !std::isfinite(eps)) ThrowRange(env, "eps must be a positive number");
-        settings->eps = eps;
+        settings->tolerance = eps;
       }
       if (o.Has("maxIterations") && !o.Get("maxIterations").IsUndefined()) {
         const double it = ToNumber(env, o.Get("maxIterations"), "maxIterations");

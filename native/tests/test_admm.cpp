@@ -149,9 +149,9 @@ static void TestCutForm(std::mt19937& rng, int n, int m, bool bounds) {
   cp.diagonal = dg.data(); cp.w0 = w0.data();
   if (bounds) { cp.var_lower = vl.data(); cp.var_upper = vu.data(); }
   AdmmSettings st;
-  st.eps_abs = 1e-7;
-  st.eps_rel = 0;
-  st.max_iter = 20000;
+  st.tolerance = 1e-7;
+  st.relative_tolerance = 0;
+  st.max_iterations = 20000;
   CutQpResult cr = SolveCutQpAdmm(cp, st);
   Dense d;
   d.P = dg.asDiagonal();
@@ -180,9 +180,9 @@ int main() {
       Dense d = RandomFeasible(rng, s.n, s.m, s.density, s.bounds);
       GeneralQp qp = Make(d);
       AdmmSettings st;
-      st.eps_abs = eps;
-      st.eps_rel = 0;
-      st.max_iter = 20000;
+      st.tolerance = eps;
+      st.relative_tolerance = 0;
+      st.max_iterations = 20000;
       AdmmResult r = SolveAdmm(qp, st);
       double prim, dual;
       Residuals(d, r, prim, dual);
