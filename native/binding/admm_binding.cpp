@@ -5,15 +5,16 @@
 //   admmSolveCutPoolSync(pool, w0, settings, onProgress?, cancelToken?) → result
 // lib/qp/admm.ts validates first; everything is checked again here (TypeError/RangeError)
 // so that bad input never reaches the solver.
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "binding/async_job.h"
+#include "binding/convert.h"
 #include "binding/cut_pool_binding.h"
 #include "binding/registry.h"
+#include "cuts/pool_solve.h"
 #include "qp/admm.h"
 
 namespace advcorrect::binding {
@@ -24,32 +25,10 @@ using qp::AdmmResult;
 using qp::AdmmSettings;
 using Vec = Eigen::VectorXd;
 
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
-
 Napi::Object GetObject(Napi::Env env, Napi::Object from, const char* key, const std::string& what) {
   Napi::Value v = from.Get(key);
   if (!v.IsObject()) ThrowType(env, what + " must be an object");
   return v.As<Napi::Object>();
-}
-
-template <typename Array, napi_typedarray_type kType>
-Array GetTyped(Napi::Env env, Napi::Value v, const std::string& what, const char* type_name) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType)
-    ThrowType(env, what + " must be a " + type_name);
-  return v.As<Array>();
-}
-
-std::vector<double> ToDoubles(Napi::Env env, Napi::Value v, const std::string& what, size_t length) {
-  auto a = GetTyped<Napi::Float64Array, napi_float64_array>(env, v, what, "Float64Array");
-  if (a.ElementLength() != length)
-    ThrowRange(env, what + " must have length " + std::to_string(length) + ", got " + std::to_string(a.ElementLength()));
-  return std::vector<double>(a.Data(), a.Data() + length);
-}
-
-std::vector<int> ToInts(Napi::Env env, Napi::Value v, const std::string& what) {
-  auto a = GetTyped<Napi::Int32Array, napi_int32_array>(env, v, what, "Int32Array");
-  return std::vector<int>(a.Data(), a.Data() + a.ElementLength());
 }
 
 qp::CscMatrix ToCsc(Napi::Env env, Napi::Object o, const std::string& name) {
@@ -58,7 +37,7 @@ qp::CscMatrix ToCsc(Napi::Env env, Napi::Object o, const std::string& name) {
   m.ncols = o.Get("ncols").ToNumber().Int32Value();
   m.col_ptr = ToInts(env, o.Get("colPtr"), name + ".colPtr");
   m.row_index = ToInts(env, o.Get("rowIndex"), name + ".rowIndex");
-  auto values = GetTyped<Napi::Float64Array, napi_float64_array>(env, o.Get("values"), name + ".values", "Float64Array");
+  auto values = ToTypedArray<Napi::Float64Array, napi_float64_array>(env, o.Get("values"), name + ".values", "Float64Array");
   m.values.assign(values.Data(), values.Data() + values.ElementLength());
   return m;
 }
@@ -97,15 +76,15 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.rho = GetNumber(o, "rho", s.rho);
   s.sigma = GetNumber(o, "sigma", s.sigma);
   s.alpha = GetNumber(o, "alpha", s.alpha);
-  s.eps_abs = GetNumber(o, "epsAbs", s.eps_abs);
-  s.eps_rel = GetNumber(o, "epsRel", s.eps_rel);
-  s.eps_prim_inf = GetNumber(o, "epsPrimalInfeasible", s.eps_prim_inf);
-  s.eps_dual_inf = GetNumber(o, "epsDualInfeasible", s.eps_dual_inf);
-  const double max_iter = GetNumber(o, "maxIterations", s.max_iter);
+  s.tolerance = GetNumber(o, "epsAbs", s.tolerance);
+  s.relative_tolerance = GetNumber(o, "epsRel", s.relative_tolerance);
+  s.primal_infeasibility_tolerance = GetNumber(o, "epsPrimalInfeasible", s.primal_infeasibility_tolerance);
+  s.dual_infeasibility_tolerance = GetNumber(o, "epsDualInfeasible", s.dual_infeasibility_tolerance);
+  const double max_iterations = GetNumber(o, "maxIterations", s.max_iterations);
   const double scaling = GetNumber(o, "scalingIterations", s.scaling);
   const double check = GetNumber(o, "checkTermination", s.check_termination);
   const double interval = GetNumber(o, "adaptiveRhoInterval", s.adaptive_rho_interval);
-  const double refine = GetNumber(o, "polishRefineIterations", s.polish_refine_iter);
+  const double refine = GetNumber(o, "polishRefineIterations", s.polish_refine_iterations);
   s.adaptive_rho = GetBool(o, "adaptiveRho", s.adaptive_rho);
   s.adaptive_rho_tolerance = GetNumber(o, "adaptiveRhoTolerance", s.adaptive_rho_tolerance);
   s.polish = GetBool(o, "polish", s.polish);
@@ -114,38 +93,32 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.time_limit_ms = GetNumber(o, "timeLimitMs", s.time_limit_ms);
   s.progress_interval_ms = GetNumber(o, "progressIntervalMs", s.progress_interval_ms);
   if (!(s.rho > 0) || !(s.sigma > 0) || !(s.alpha > 0 && s.alpha < 2)) ThrowRange(env, "settings: rho and sigma must be > 0 and alpha in (0, 2)");
-  if (!(s.eps_abs >= 0) || !(s.eps_rel >= 0) || (s.eps_abs == 0 && s.eps_rel == 0))
+  if (!(s.tolerance >= 0) || !(s.relative_tolerance >= 0) || (s.tolerance == 0 && s.relative_tolerance == 0))
     ThrowRange(env, "settings: epsAbs and epsRel must be ≥ 0 and not both 0");
-  if (!(s.eps_prim_inf > 0) || !(s.eps_dual_inf > 0)) ThrowRange(env, "settings: infeasibility tolerances must be > 0");
-  if (!(max_iter >= 1 && max_iter <= 2e9) || !(scaling >= 0 && scaling <= 100) || !(check >= 1 && check <= 1e6) ||
+  if (!(s.primal_infeasibility_tolerance > 0) || !(s.dual_infeasibility_tolerance > 0)) ThrowRange(env, "settings: infeasibility tolerances must be > 0");
+  if (!(max_iterations >= 1 && max_iterations <= 2e9) || !(scaling >= 0 && scaling <= 100) || !(check >= 1 && check <= 1e6) ||
       !(interval >= 0 && interval <= 2e9) || !(refine >= 0 && refine <= 100))
     ThrowRange(env, "settings: an iteration count is out of range");
   if (!(s.delta > 0) || !(s.time_limit_ms >= 0) || !(s.adaptive_rho_tolerance >= 1))
     ThrowRange(env, "settings: delta must be > 0, timeLimitMs ≥ 0, adaptiveRhoTolerance ≥ 1");
-  s.max_iter = static_cast<int>(max_iter);
+  s.max_iterations = static_cast<int>(max_iterations);
   s.scaling = static_cast<int>(scaling);
   s.check_termination = static_cast<int>(check);
   s.adaptive_rho_interval = static_cast<int>(interval);
-  s.polish_refine_iter = static_cast<int>(refine);
+  s.polish_refine_iterations = static_cast<int>(refine);
   s.warm_x = GetOptionalVector(env, o, "warmX", n);
   s.warm_y = GetOptionalVector(env, o, "warmY", m);
   s.warm_z = GetOptionalVector(env, o, "warmZ", n);
   return s;
 }
 
-Napi::Float64Array ToJs(Napi::Env env, const Vec& v) {
-  Napi::Float64Array a = Napi::Float64Array::New(env, static_cast<size_t>(v.size()));
-  if (v.size()) std::memcpy(a.Data(), v.data(), sizeof(double) * static_cast<size_t>(v.size()));
-  return a;
-}
-
 Napi::Value ResultToJs(Napi::Env env, AdmmResult& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("status", qp::StatusName(r.status));
   o.Set("solver", "admm");
-  o.Set("x", ToJs(env, r.x));
-  o.Set("y", ToJs(env, r.y));
-  o.Set("z", ToJs(env, r.z));
+  o.Set("x", ToFloat64Array(env, r.x));
+  o.Set("y", ToFloat64Array(env, r.y));
+  o.Set("z", ToFloat64Array(env, r.z));
   o.Set("objective", r.objective);
   o.Set("iterations", r.iterations);
   o.Set("solveTimeMs", r.solve_time_ms);
@@ -159,10 +132,10 @@ Napi::Value ResultToJs(Napi::Env env, AdmmResult& r) {
   o.Set("rhoUpdates", r.rho_updates);
   o.Set("rho", r.rho);
   if (r.certificate_y.size()) {
-    o.Set("certificate", ToJs(env, r.certificate_y));
-    o.Set("boundCertificate", ToJs(env, r.certificate_z.size() ? r.certificate_z : Vec::Zero(r.x.size())));
+    o.Set("certificate", ToFloat64Array(env, r.certificate_y));
+    o.Set("boundCertificate", ToFloat64Array(env, r.certificate_z.size() ? r.certificate_z : Vec::Zero(r.x.size())));
   }
-  if (r.certificate_x.size()) o.Set("ray", ToJs(env, r.certificate_x));
+  if (r.certificate_x.size()) o.Set("ray", ToFloat64Array(env, r.certificate_x));
   if (!r.message.empty()) o.Set("message", r.message);
   return o;
 }
@@ -180,7 +153,7 @@ std::shared_ptr<qp::GeneralQp> ToProblem(Napi::Env env, Napi::Value value) {
   if (!value.IsObject()) ThrowType(env, "problem must be an object");
   Napi::Object o = value.As<Napi::Object>();
   auto qp = std::make_shared<qp::GeneralQp>();
-  auto q = GetTyped<Napi::Float64Array, napi_float64_array>(env, o.Get("q"), "problem.q", "Float64Array");
+  auto q = ToTypedArray<Napi::Float64Array, napi_float64_array>(env, o.Get("q"), "problem.q", "Float64Array");
   qp->n = static_cast<int>(q.ElementLength());
   qp->q.assign(q.Data(), q.Data() + q.ElementLength());
   qp->P = ToCsc(env, GetObject(env, o, "P", "problem.P"), "P");
@@ -220,67 +193,12 @@ Napi::Value SolveSync(const Napi::CallbackInfo& info) { return Solve(info, false
 
 // ----- cut pool ----------------------------------------------------------------------
 
-AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, AdmmSettings settings, bool warm,
+AdmmResult SolvePool(cuts::CutPool* pool, const std::vector<double>& w0, const AdmmSettings& settings, bool warm,
                      const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
-  // The time limit covers the whole solve, folding new rows into G included.
-  const SolveClock clock(settings.time_limit_ms);
-  if (std::optional<qp::CutQpResult> stopped = FoldBeforeSolve(pool, w0.data(), flag, clock)) {
-    AdmmResult detail;
-    detail.status = stopped->status;
-    detail.x = stopped->w;
-    detail.y = stopped->y;
-    detail.z = stopped->z;
-    detail.objective = stopped->objective;
-    detail.primal_residual = stopped->residuals.primal;
-    detail.dual_residual = stopped->residuals.dual;
-    detail.gap = stopped->residuals.gap;
-    detail.setup_time_ms = detail.solve_time_ms = stopped->solve_time_ms;
-    return detail;
-  }
-  qp::CutQpProblem problem = pool->problem(w0.data());
-  const double pool_setup_ms = clock.elapsedMs();
-  settings.time_limit_ms = clock.remainingMs();
-  const int n = problem.n, m = problem.m;
-  if (warm && settings.warm_y.size() == 0 && m > 0) {
-    // Warm start from the multipliers the pool recorded at its last solve; w from stationarity.
-    Vec y(m);
-    bool any = false;
-    for (int i = 0; i < m; ++i) {
-      y[i] = pool->row(i).last_multiplier;
-      any = any || y[i] != 0;
-    }
-    if (any) {
-      // Stationarity D(w − w₀) + Aᵀy + z = 0: w = w₀ − D⁻¹Aᵀy clipped to the bounds, and the
-      // bound multipliers z = D(w_unclipped − w) take up the difference.
-      Vec w = Eigen::Map<const Vec>(w0.data(), n);
-      Vec aty = Vec::Zero(n), z = Vec::Zero(n);
-      pool->multiplyTransposeAdd(y.data(), 1.0, aty.data());
-      for (int j = 0; j < n; ++j) {
-        const double d = problem.diagonal ? problem.diagonal[j] : 1.0;
-        const double free_w = w[j] - aty[j] / d;
-        double clipped = free_w;
-        if (problem.var_lower) clipped = std::max(clipped, problem.var_lower[j]);
-        if (problem.var_upper) clipped = std::min(clipped, problem.var_upper[j]);
-        w[j] = clipped;
-        z[j] = d * (free_w - clipped);
-      }
-      settings.warm_x = w;
-      settings.warm_y = y;
-      settings.warm_z = z;
-    }
-  }
   qp::CutQpControl control;
   control.cancel = &flag;
   control.on_progress = report;
-  AdmmResult detail;
-  qp::CutQpResult out = qp::SolveCutQpAdmm(problem, settings, control, &detail);
-  if (out.status == qp::AdmmStatus::kSolved || out.status == qp::AdmmStatus::kSolvedInaccurate) pool->recordSolve(out.y);
-  detail.certificate_y = out.certificate_y;
-  detail.certificate_z = out.certificate_z;
-  // Bringing G and A w₀ up to date is set-up, and part of the solve time as for general QPs.
-  detail.setup_time_ms += pool_setup_ms;
-  detail.solve_time_ms += pool_setup_ms;
-  return detail;
+  return cuts::SolveAdmmOnPool(*pool, w0.data(), settings, warm, control);
 }
 
 Napi::Value SolveCutPool(const Napi::CallbackInfo& info, bool async) {
@@ -325,11 +243,11 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("rho", s.rho);
   o.Set("sigma", s.sigma);
   o.Set("alpha", s.alpha);
-  o.Set("epsAbs", s.eps_abs);
-  o.Set("epsRel", s.eps_rel);
-  o.Set("epsPrimalInfeasible", s.eps_prim_inf);
-  o.Set("epsDualInfeasible", s.eps_dual_inf);
-  o.Set("maxIterations", s.max_iter);
+  o.Set("epsAbs", s.tolerance);
+  o.Set("epsRel", s.relative_tolerance);
+  o.Set("epsPrimalInfeasible", s.primal_infeasibility_tolerance);
+  o.Set("epsDualInfeasible", s.dual_infeasibility_tolerance);
+  o.Set("maxIterations", s.max_iterations);
   o.Set("scalingIterations", s.scaling);
   o.Set("adaptiveRho", s.adaptive_rho);
   o.Set("adaptiveRhoTolerance", s.adaptive_rho_tolerance);
@@ -338,7 +256,7 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("polish", s.polish);
   o.Set("gapTermination", s.gap_termination);
   o.Set("delta", s.delta);
-  o.Set("polishRefineIterations", s.polish_refine_iter);
+  o.Set("polishRefineIterations", s.polish_refine_iterations);
   o.Set("timeLimitMs", s.time_limit_ms);
   return o;
 }

@@ -1,52 +1,23 @@
-// JS class `CutPool` over advcorrect::cuts::CutPool, and its dual active-set solve.
+// JS class `CutPool` over advcorrect::cuts::CutPool, and its dual active-set solve
+// (cuts::SolveDualOnPool). Only conversions between JS and C++ live here.
 // lib/qp/cut-pool.ts validates arguments with exact messages first; the checks here are a
 // second line so that no input can crash the process.
 #include "binding/cut_pool_binding.h"
 
-#include <chrono>
 #include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "binding/async_job.h"
+#include "binding/convert.h"
 #include "binding/registry.h"
-#include "qp/dual_active_set.h"
+#include "cuts/pool_solve.h"
 
 namespace advcorrect::binding {
 namespace {
 
 constexpr napi_type_tag kCutPoolTag = {0x3c5e1f0a9b274d68ULL, 0xa41d72c9e08b5f13ULL};
-
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
-
-double ToNumber(Napi::Env env, const Napi::Value& value, const char* name) {
-  if (!value.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
-  const double v = value.As<Napi::Number>().DoubleValue();
-  if (std::isnan(v)) ThrowRange(env, std::string(name) + " must not be NaN");
-  return v;
-}
-
-Eigen::VectorXd ToVector(Napi::Env env, const Napi::Value& value, const char* name, size_t length) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    ThrowType(env, std::string(name) + " must be a Float64Array");
-  }
-  Napi::Float64Array array = value.As<Napi::Float64Array>();
-  if (array.ElementLength() != length) {
-    ThrowRange(env, std::string(name) + " must have length " + std::to_string(length) + ", got " +
-                        std::to_string(array.ElementLength()));
-  }
-  Eigen::VectorXd out(static_cast<Eigen::Index>(length));
-  for (size_t k = 0; k < length; ++k) out[static_cast<Eigen::Index>(k)] = array[k];
-  return out;
-}
-
-Napi::Float64Array ToFloat64Array(Napi::Env env, const Eigen::VectorXd& v) {
-  Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(v.size()));
-  for (Eigen::Index k = 0; k < v.size(); ++k) out[static_cast<size_t>(k)] = v[k];
-  return out;
-}
 
 void CheckBounds(Napi::Env env, double lower, double upper) {
   if (lower > upper) ThrowRange(env, "lower must not exceed upper");
@@ -316,7 +287,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
       if (o.Has("eps") && !o.Get("eps").IsUndefined()) {
         const double eps = ToNumber(env, o.Get("eps"), "eps");
         if (!(eps > 0) || !std::isfinite(eps)) ThrowRange(env, "eps must be a positive number");
-        settings->eps = eps;
+        settings->tolerance = eps;
       }
       if (o.Has("maxIterations") && !o.Get("maxIterations").IsUndefined()) {
         const double it = ToNumber(env, o.Get("maxIterations"), "maxIterations");
@@ -352,48 +323,11 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
 
   static DualJobResult RunDual(cuts::CutPool* p, const Eigen::VectorXd& w0, const qp::CutQpSettings& settings,
                                const std::atomic<bool>& flag, const ProgressSink<qp::CutQpProgress>& report) {
-    // The time limit covers the whole solve, folding new rows into G included.
-    const SolveClock clock(settings.time_limit_ms);
-    DualJobResult out;
-    if (std::optional<qp::CutQpResult> stopped = FoldBeforeSolve(p, w0.data(), flag, clock)) {
-      out.result = std::move(*stopped);
-      return out;
-    }
-    qp::CutQpProblem problem = p->problem(w0.data());
-    const double setup_ms = clock.elapsedMs();
-    qp::CutQpSettings remaining = settings;
-    remaining.time_limit_ms = clock.remainingMs();
     qp::CutQpControl control;
     control.cancel = &flag;
     control.on_progress = report;
-    // Map the remembered working set (ids) to positions.
-    cuts::DualWarmState& state = p->dualWarmState();
-    qp::DualWorkingSet warm;
-    if (state.valid) {
-      for (size_t k = 0; k < state.row_ids.size(); ++k) {
-        const int pos = p->positionOf(state.row_ids[k]);
-        if (pos >= 0) {
-          warm.rows.push_back(pos);
-          warm.row_signs.push_back(state.row_signs[k]);
-        }
-      }
-      warm.bounds = state.bound_vars;
-      warm.bound_signs = state.bound_signs;
-    }
-    qp::DualWorkingSet final_set;
-    out.result = qp::SolveDualActiveSet(problem, remaining, control, state.valid ? &warm : nullptr, &final_set);
-    out.result.setup_time_ms = setup_ms;
-    out.result.solve_time_ms += setup_ms;
-    const qp::CutQpStatus status = out.result.status;
-    if (status == qp::CutQpStatus::kSolved || status == qp::CutQpStatus::kSolvedInaccurate) {
-      state.row_ids.clear();
-      for (int pos : final_set.rows) state.row_ids.push_back(p->row(pos).id);
-      state.row_signs = final_set.row_signs;
-      state.bound_vars = final_set.bounds;
-      state.bound_signs = final_set.bound_signs;
-      state.valid = true;
-      p->recordSolve(out.result.y);
-    }
+    DualJobResult out;
+    out.result = cuts::SolveDualOnPool(*p, w0.data(), settings, control);
     return out;
   }
 
@@ -458,15 +392,6 @@ cuts::CutPool* UnwrapCutPool(Napi::Value value) {
 
 void AcquireCutPoolForJob(Napi::Env env, cuts::CutPool* pool) {
   if (!pool->tryAcquire()) throw Napi::Error::New(env, "the cut pool is in use by a running solve");
-}
-
-std::optional<qp::CutQpResult> FoldBeforeSolve(cuts::CutPool* pool, const double* w0, const std::atomic<bool>& cancel,
-                                               const SolveClock& clock) {
-  if (pool->updateGram([&] { return cancel.load() || clock.expired(); })) return std::nullopt;
-  qp::CutQpResult result = qp::UnstartedResult(
-      pool->problem(w0, false), cancel.load() ? qp::CutQpStatus::kAborted : qp::CutQpStatus::kTimeLimitReached);
-  result.setup_time_ms = result.solve_time_ms = clock.elapsedMs();
-  return result;
 }
 
 }  // namespace advcorrect::binding

@@ -13,35 +13,11 @@
 
 #include <Eigen/Dense>
 
+#include "cuts/cut_row.h"
 #include "qp/cut_qp.h"
 #include "qp/row_operator.h"
 
 namespace advcorrect::cuts {
-
-// One stored row. Exactly one of the four value arrays is used.
-struct CutRow {
-  int64_t id = 0;
-  double lower = -qp::kInfinity;
-  double upper = qp::kInfinity;
-  bool sparse = false;
-  bool single = false;            // float32 values
-  std::vector<int32_t> index;     // sparse only, strictly increasing
-  std::vector<float> values_f32;
-  std::vector<double> values_f64;
-  // Solve history: consecutive solves with a zero multiplier, and the last multiplier.
-  int inactive_solves = 0;
-  double last_multiplier = 0;
-  // Cached aᵀw₀ for the w₀ whose fingerprint is w0_key (0 = none).
-  double a_w0 = 0;
-  uint64_t w0_key = 0;
-
-  int nnz() const;
-  size_t bytes() const;
-  double dot(const double* x) const;                    // aᵀx
-  void addTo(double scale, double* x) const;            // x += scale·a
-  double entry(int col) const;                          // a_col (binary search when sparse)
-  void toDense(double* out, const double* weights, int n) const;  // out = a ⊙ weights (weights may be null)
-};
 
 // Working set kept between solves of the dual active-set method (warm start).
 struct DualWarmState {
@@ -129,6 +105,7 @@ class CutPool final : public qp::RowOperator {
   void recordSolve(const Eigen::VectorXd& y);
 
   DualWarmState& dualWarmState() { return warm_; }
+  const DualWarmState& dualWarmState() const { return warm_; }
 
   // RowOperator
   int rows() const override { return size(); }

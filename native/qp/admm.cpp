@@ -23,10 +23,10 @@ double Ms(Clock::time_point since) {
 // (for the ρ update).
 struct Residuals {
   double prim = 0, dual = 0;          // unscaled ‖Ax − z‖∞, ‖Px + q + Aᵀy‖∞
-  double eps_prim = 0, eps_dual = 0;  // tolerances eps_abs + eps_rel · norms
+  double primal_tolerance = 0, dual_tolerance = 0;  // tolerance + relative_tolerance · norms
   double prim_ratio = 0, dual_ratio = 0;  // scaled residual / scaled norm, for ρ
   double sign_violation = 0;          // unscaled multiplier of the wrong sign (polish only)
-  double gap = 0, eps_gap = 0;        // unscaled duality gap and its tolerance
+  double gap = 0, gap_tolerance = 0;  // unscaled duality gap and its tolerance
 };
 
 class Iteration {
@@ -57,8 +57,8 @@ class Iteration {
 
   Residuals Compute(const Vec& x, const Vec& z, const Vec& y, bool with_sign = false);
   bool Converged(const Residuals& r, double factor = 1.0) const {
-    return r.prim <= factor * r.eps_prim && r.dual <= factor * r.eps_dual &&
-           r.sign_violation <= factor * r.eps_dual && (!s_.gap_termination || r.gap <= factor * r.eps_gap);
+    return r.prim <= factor * r.primal_tolerance && r.dual <= factor * r.dual_tolerance &&
+           r.sign_violation <= factor * r.dual_tolerance && (!s_.gap_termination || r.gap <= factor * r.gap_tolerance);
   }
   bool PrimalInfeasible(const Vec& dy, AdmmResult& result);
   bool DualInfeasible(const Vec& dx, AdmmResult& result);
@@ -106,8 +106,8 @@ Residuals Iteration::Compute(const Vec& x, const Vec& z, const Vec& y, bool with
   }
   r.prim = prim;
   r.dual = dual * inv_c;
-  r.eps_prim = s_.eps_abs + s_.eps_rel * std::max(norm_ax, norm_z);
-  r.eps_dual = s_.eps_abs + s_.eps_rel * inv_c * std::max({norm_px, norm_aty, norm_q});
+  r.primal_tolerance = s_.tolerance + s_.relative_tolerance * std::max(norm_ax, norm_z);
+  r.dual_tolerance = s_.tolerance + s_.relative_tolerance * inv_c * std::max({norm_px, norm_aty, norm_q});
   r.prim_ratio = prim_s / std::max(norm_ax_s, std::max(norm_z_s, 1e-30));
   r.dual_ratio = dual_s / std::max(norm_d_s, 1e-30);
   // Duality gap |xᵀPx + qᵀx + Σ support(y)| (unscaled = scaled / c); an infinite bound on the
@@ -118,7 +118,7 @@ Residuals Iteration::Compute(const Vec& x, const Vec& z, const Vec& y, bool with
     else if (y[i] < 0) support += y[i] * (std::isfinite(b_.l[i]) ? b_.l[i] : ax_[i]);
   }
   r.gap = std::abs(xpx + qx + support) * inv_c;
-  r.eps_gap = s_.eps_abs + s_.eps_rel * inv_c * std::max({std::abs(xpx), std::abs(qx), std::abs(support)});
+  r.gap_tolerance = s_.tolerance + s_.relative_tolerance * inv_c * std::max({std::abs(xpx), std::abs(qx), std::abs(support)});
   if (with_sign) {
     // y must lie in the normal cone of [l, u] at Ax: y ≤ 0 unless at the upper bound,
     // y ≥ 0 unless at the lower bound. Measured on the unscaled multipliers.
@@ -150,14 +150,14 @@ bool Iteration::PrimalInfeasible(const Vec& dy_scaled, AdmmResult& result) {
     if (dy[i] > 0) support += (b_.u[i] / b_.E[i]) * dy[i];
     else if (dy[i] < 0) support += (b_.l[i] / b_.E[i]) * dy[i];
   }
-  if (!(support < -s_.eps_prim_inf * norm)) return false;
+  if (!(support < -s_.primal_infeasibility_tolerance * norm)) return false;
   // Aᵀδy (unscaled) = D⁻¹ Āᵀ (E⁻¹ δy).
   Vec back(b_.rows);
   for (int i = 0; i < b_.rows; ++i) back[i] = dy[i] / b_.E[i];
   b_.MultiplyAt(back, aty_);
   double norm_aty = 0;
   for (int j = 0; j < b_.n; ++j) norm_aty = std::max(norm_aty, std::abs(aty_[j]) / b_.D[j]);
-  if (!(norm_aty <= s_.eps_prim_inf * norm)) return false;
+  if (!(norm_aty <= s_.primal_infeasibility_tolerance * norm)) return false;
   Vec cert = dy / norm;
   result.certificate_y = cert;  // split into rows and bounds by the caller
   return true;
@@ -168,13 +168,13 @@ bool Iteration::DualInfeasible(const Vec& dx_scaled, AdmmResult& result) {
   const double norm = InfNorm(dx);
   if (!(norm > 1e-30)) return false;
   const double qdx = b_.q.dot(dx_scaled) / b_.c;
-  if (!(qdx < -s_.eps_dual_inf * norm)) return false;
+  if (!(qdx < -s_.dual_infeasibility_tolerance * norm)) return false;
   b_.MultiplyP(dx_scaled, px_);
   double norm_px = 0;
   for (int j = 0; j < b_.n; ++j) norm_px = std::max(norm_px, std::abs(px_[j]) / b_.D[j]);
-  if (!(norm_px / b_.c <= s_.eps_dual_inf * norm)) return false;
+  if (!(norm_px / b_.c <= s_.dual_infeasibility_tolerance * norm)) return false;
   b_.MultiplyA(dx_scaled, ax_);
-  const double tol = s_.eps_dual_inf * norm;
+  const double tol = s_.dual_infeasibility_tolerance * norm;
   for (int i = 0; i < b_.rows; ++i) {
     const double v = ax_[i] / b_.E[i];
     if (!std::isinf(b_.u[i]) && v > tol) return false;
@@ -211,10 +211,10 @@ bool Iteration::PolishWith(const std::vector<char>& set, double delta, Vec& xp, 
   yfull = Vec::Zero(b_.rows);
   Vec dx, dys, top(b_.n), bottom(active.size());
   // Iterative refinement against the unperturbed reduced KKT system [P̄, Ā_Sᵀ; Ā_S, 0]:
-  // at least polish_refine_iter steps while the residual keeps falling, at most 4× that.
+  // at least polish_refine_iterations steps while the residual keeps falling, at most 4× that.
   double last = INFINITY;
   const double rhs_norm = std::max(InfNorm(rx), InfNorm(rs));
-  for (int it = 0; it < 4 * s_.polish_refine_iter; ++it) {
+  for (int it = 0; it < 4 * s_.polish_refine_iterations; ++it) {
     for (size_t k = 0; k < active.size(); ++k) yfull[active[k]] = ys[k];
     b_.MultiplyP(xp, px_);
     b_.MultiplyAt(yfull, aty_);
@@ -222,10 +222,10 @@ bool Iteration::PolishWith(const std::vector<char>& set, double delta, Vec& xp, 
     top = rx - px_ - aty_;
     for (size_t k = 0; k < active.size(); ++k) bottom[k] = rs[k] - ax_[active[k]];
     const double now = std::max(InfNorm(top), InfNorm(bottom));
-    // Stop at round-off level; after polish_refine_iter steps go on (up to 4×) only while
+    // Stop at round-off level; after polish_refine_iterations steps go on (up to 4×) only while
     // each step at least halves the residual.
     if (!(now > 1e-14 * (1 + rhs_norm))) break;
-    if (it >= s_.polish_refine_iter && now > 0.5 * last) break;
+    if (it >= s_.polish_refine_iterations && now > 0.5 * last) break;
     last = now;
     b_.SolvePolish(top, bottom, dx, dys);
     xp += dx;
@@ -263,7 +263,7 @@ bool Iteration::Polish(Vec& x, Vec& z, Vec& y, Residuals& res) {
       Residuals rp;
       if (!PolishWith(*sets[which], delta, xp, zp, yp, rp)) continue;
       const bool better = rp.prim <= std::max(res.prim, floor) && rp.dual <= std::max(res.dual, floor) &&
-                          rp.sign_violation <= std::max(rp.eps_dual, floor);
+                          rp.sign_violation <= std::max(rp.dual_tolerance, floor);
       if (better && (!found || std::max(rp.prim, rp.dual) < std::max(best.prim, best.dual))) {
         found = true;
         best = rp;
@@ -338,14 +338,14 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
   int k = 0, primal_inf_count = 0, dual_inf_count = 0;
   const double alpha = s_.alpha, sigma = s_.sigma;
 
-  for (k = 1; k <= s_.max_iter; ++k) {
+  for (k = 1; k <= s_.max_iterations; ++k) {
     if (control_.cancelled()) { status = AdmmStatus::kAborted; --k; break; }
     if (s_.time_limit_ms > 0 && Ms(start) > s_.time_limit_ms) {
       status = AdmmStatus::kTimeLimitReached;
       --k;
       break;
     }
-    const bool is_check = (k % check == 0) || k == s_.max_iter;
+    const bool is_check = (k % check == 0) || k == s_.max_iterations;
     if (is_check) {
       x_prev = x;
       y_prev = y;
@@ -432,7 +432,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
       }
     }
   }
-  if (k > s_.max_iter) k = s_.max_iter;
+  if (k > s_.max_iterations) k = s_.max_iterations;
 
   if (status == AdmmStatus::kSolved && s_.polish && !result.polished) {
     Vec xp = x, zp = z, yp = y;

@@ -29,10 +29,10 @@ struct AdmmSettings {
   static constexpr double kDefaultRho = 0.1;
   static constexpr double kDefaultSigma = 1e-6;
   static constexpr double kDefaultAlpha = 1.6;
-  static constexpr double kDefaultEpsAbs = 1e-3;
-  static constexpr double kDefaultEpsRel = 1e-3;
-  static constexpr double kDefaultEpsPrimalInfeasible = 1e-6;
-  static constexpr double kDefaultEpsDualInfeasible = 1e-6;
+  static constexpr double kDefaultTolerance = 1e-3;
+  static constexpr double kDefaultRelativeTolerance = 1e-3;
+  static constexpr double kDefaultPrimalInfeasibilityTolerance = 1e-6;
+  static constexpr double kDefaultDualInfeasibilityTolerance = 1e-6;
   static constexpr int kDefaultMaxIterations = 4000;
   static constexpr int kDefaultScalingIterations = 10;
   static constexpr bool kDefaultAdaptiveRho = true;
@@ -51,11 +51,11 @@ struct AdmmSettings {
   double rho = kDefaultRho;
   double sigma = kDefaultSigma;
   double alpha = kDefaultAlpha;
-  double eps_abs = kDefaultEpsAbs;
-  double eps_rel = kDefaultEpsRel;
-  double eps_prim_inf = kDefaultEpsPrimalInfeasible;
-  double eps_dual_inf = kDefaultEpsDualInfeasible;
-  int max_iter = kDefaultMaxIterations;
+  double tolerance = kDefaultTolerance;
+  double relative_tolerance = kDefaultRelativeTolerance;
+  double primal_infeasibility_tolerance = kDefaultPrimalInfeasibilityTolerance;
+  double dual_infeasibility_tolerance = kDefaultDualInfeasibilityTolerance;
+  int max_iterations = kDefaultMaxIterations;
   int scaling = kDefaultScalingIterations;
   bool adaptive_rho = kDefaultAdaptiveRho;
   double adaptive_rho_tolerance = kDefaultAdaptiveRhoTolerance;
@@ -63,11 +63,11 @@ struct AdmmSettings {
   int adaptive_rho_interval = 0;
   int check_termination = kDefaultCheckTermination;
   bool polish = kDefaultPolish;
-  // Also require |primal − dual objective| ≤ eps_abs + eps_rel·(objective terms) to stop
+  // Also require |primal − dual objective| ≤ tolerance + relative_tolerance·(objective terms) to stop
   // (not in OSQP; makes "solved" mean what benchmark success checks mean).
   bool gap_termination = kDefaultGapTermination;
   double delta = kDefaultPolishDelta;
-  int polish_refine_iter = kDefaultPolishRefineIterations;
+  int polish_refine_iterations = kDefaultPolishRefineIterations;
   double time_limit_ms = 0;  // 0 = none
   double progress_interval_ms = 100;
   // Warm start (unscaled): x (n) and y (rows of A, m); z (n, variable bounds) optional.
@@ -105,8 +105,8 @@ AdmmResult SolveAdmm(const GeneralQp& problem, const AdmmSettings& settings,
 // string when valid, else a message.
 std::string ValidateGeneralQp(const GeneralQp& problem);
 
-// Solves the cut QP by ADMM with the m×m Schur (Woodbury) back end. settings.eps_* and
-// limits come from `settings`; warm start from settings.warm_x / warm_y / warm_z.
+// Solves the cut QP by ADMM with the m×m Schur (Woodbury) back end. Tolerances and limits
+// come from `settings`; warm start from settings.warm_x / warm_y / warm_z.
 CutQpResult SolveCutQpAdmm(const CutQpProblem& problem, const AdmmSettings& settings,
                            const CutQpControl& control = {}, AdmmResult* detail = nullptr);
 

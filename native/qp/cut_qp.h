@@ -50,14 +50,14 @@ inline const char* StatusName(CutQpStatus status) {
 }
 
 struct CutQpSettings {
-  static constexpr double kDefaultEps = 1e-9;
+  static constexpr double kDefaultTolerance = 1e-9;
   static constexpr int kDefaultMaxIterations = 100000;
   static constexpr double kDefaultTimeLimitMs = 0;  // 0 = no limit
   static constexpr double kDefaultProgressIntervalMs = 100;
 
   // Feasibility tolerance: a constraint counts as violated when its violation exceeds
-  // eps · max(1, |bound|). ADMM uses it as its absolute and relative tolerance.
-  double eps = kDefaultEps;
+  // tolerance · max(1, |bound|) (the JS option `eps`).
+  double tolerance = kDefaultTolerance;
   int max_iterations = kDefaultMaxIterations;
   double time_limit_ms = kDefaultTimeLimitMs;
   // Start from the previous solve's working set / iterate when the solver kept one.

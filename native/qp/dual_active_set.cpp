@@ -102,7 +102,7 @@ class DualActiveSet {
   }
 
   double Tolerance(int c, int sign) const {
-    return settings_.eps * std::max(1.0, std::abs(BoundOf(c, sign)));
+    return settings_.tolerance * std::max(1.0, std::abs(BoundOf(c, sign)));
   }
 
   // Relative size of δ below which a constraint counts as dependent on W: the rounding error
@@ -561,7 +561,7 @@ class DualActiveSet {
       }
     }
     if (status == CutQpStatus::kSolved &&
-        result.residuals.primal > 100 * settings_.eps * std::max(1.0, MaxFiniteBound())) {
+        result.residuals.primal > 100 * settings_.tolerance * std::max(1.0, MaxFiniteBound())) {
       result.status = CutQpStatus::kSolvedInaccurate;
     }
     for (size_t i = 0; i < set_.size(); ++i) {

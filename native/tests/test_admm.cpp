@@ -149,9 +149,9 @@ static void TestCutForm(std::mt19937& rng, int n, int m, bool bounds) {
   cp.diagonal = dg.data(); cp.w0 = w0.data();
   if (bounds) { cp.var_lower = vl.data(); cp.var_upper = vu.data(); }
   AdmmSettings st;
-  st.eps_abs = 1e-7;
-  st.eps_rel = 0;
-  st.max_iter = 20000;
+  st.tolerance = 1e-7;
+  st.relative_tolerance = 0;
+  st.max_iterations = 20000;
   CutQpResult cr = SolveCutQpAdmm(cp, st);
   Dense d;
   d.P = dg.asDiagonal();
@@ -180,9 +180,9 @@ int main() {
       Dense d = RandomFeasible(rng, s.n, s.m, s.density, s.bounds);
       GeneralQp qp = Make(d);
       AdmmSettings st;
-      st.eps_abs = eps;
-      st.eps_rel = 0;
-      st.max_iter = 20000;
+      st.tolerance = eps;
+      st.relative_tolerance = 0;
+      st.max_iterations = 20000;
       AdmmResult r = SolveAdmm(qp, st);
       double prim, dual;
       Residuals(d, r, prim, dual);
@@ -216,6 +216,8 @@ int main() {
     d.u << 1, INFINITY;
     AdmmResult r = SolveAdmm(Make(d), AdmmSettings{});
     CHECK(r.status == AdmmStatus::kPrimalInfeasible, "expected primal infeasible, got %s", StatusName(r.status));
+    // The certificate must be there (one multiplier per row) and prove infeasibility.
+    CHECK(r.certificate_y.size() == 2, "certificate has %d entries, expected 2", static_cast<int>(r.certificate_y.size()));
     if (r.certificate_y.size() == 2) {
       Eigen::VectorXd aty = d.A.transpose() * r.certificate_y;
       double support = 0;
@@ -238,6 +240,8 @@ int main() {
     d.u << INFINITY;
     AdmmResult r = SolveAdmm(Make(d), AdmmSettings{});
     CHECK(r.status == AdmmStatus::kDualInfeasible, "expected dual infeasible, got %s", StatusName(r.status));
+    // The ray must be there (one entry per variable) and be a direction of unbounded descent.
+    CHECK(r.certificate_x.size() == 2, "ray has %d entries, expected 2", static_cast<int>(r.certificate_x.size()));
     if (r.certificate_x.size() == 2) CHECK(d.q.dot(r.certificate_x) < 0 && (d.A * r.certificate_x)[0] >= -1e-4, "bad ray");
   }
   // Non-convex: P = diag(1, −1).

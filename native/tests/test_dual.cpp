@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "tests/check.h"
 #include "cuts/cut_pool.h"
+#include "cuts/pool_solve.h"
 #include "qp/dual_active_set.h"
 
 using advcorrect::cuts::CutPool;
@@ -135,26 +137,10 @@ CutQpResult Solve(CutPool& pool, const Eigen::VectorXd& w0, bool warm) {
   CutQpControl control;
   CutQpProblem problem = pool.problem(w0.data());
   DualWorkingSet set;
-  auto& state = pool.dualWarmState();
-  DualWorkingSet warm_set;
-  if (warm && state.valid) {
-    for (size_t k = 0; k < state.row_ids.size(); ++k) {
-      const int pos = pool.positionOf(state.row_ids[k]);
-      if (pos >= 0) {
-        warm_set.rows.push_back(pos);
-        warm_set.row_signs.push_back(state.row_signs[k]);
-      }
-    }
-    warm_set.bounds = state.bound_vars;
-    warm_set.bound_signs = state.bound_signs;
-  }
-  CutQpResult r = SolveDualActiveSet(problem, settings, control, warm ? &warm_set : nullptr, &set);
-  state.row_ids.clear();
-  state.row_signs = set.row_signs;
-  for (int pos : set.rows) state.row_ids.push_back(pool.row(pos).id);
-  state.bound_vars = set.bounds;
-  state.bound_signs = set.bound_signs;
-  state.valid = true;
+  // The remembered working set mapped onto the current rows, as the binding's solve does.
+  const std::optional<DualWorkingSet> warm_set = warm ? advcorrect::cuts::WarmWorkingSet(pool) : std::nullopt;
+  CutQpResult r = SolveDualActiveSet(problem, settings, control, warm_set ? &*warm_set : nullptr, &set);
+  advcorrect::cuts::RememberWorkingSet(pool, set);
   return r;
 }
 
@@ -182,7 +168,11 @@ void RunInstance(const Instance& inst) {
     Check(warm.iterations <= cold.iterations, name + ": warm took more iterations");
   }
   if (cold.status == CutQpStatus::kPrimalInfeasible) {
-    // Aᵀy + z ≈ 0 and support < 0.
+    // The certificate has one multiplier per row and per variable, Aᵀy + z ≈ 0 and support < 0.
+    Check(cold.certificate_y.size() == pool.size() && cold.certificate_z.size() == inst.n,
+          name + ": certificate sizes " + std::to_string(cold.certificate_y.size()) + ", " +
+              std::to_string(cold.certificate_z.size()));
+    if (cold.certificate_y.size() != pool.size() || cold.certificate_z.size() != inst.n) return;
     Eigen::VectorXd r = cold.certificate_z;
     pool.multiplyTransposeAdd(cold.certificate_y.data(), 1.0, r.data());
     double support = 0;
@@ -215,6 +205,8 @@ void RunNearlyDependentInfeasible(int n) {
   CutQpResult r = Solve(pool, w0, false);
   Check(r.status == CutQpStatus::kPrimalInfeasible, name + ": status " + StatusName(r.status));
   if (r.status != CutQpStatus::kPrimalInfeasible) return;
+  Check(r.certificate_y.size() == 1 && r.certificate_z.size() == n, name + ": certificate sizes");
+  if (r.certificate_y.size() != 1 || r.certificate_z.size() != n) return;
   Eigen::VectorXd stationarity = r.certificate_z;
   pool.multiplyTransposeAdd(r.certificate_y.data(), 1.0, stationarity.data());
   Check(stationarity.lpNorm<Eigen::Infinity>() < 1e-9, name + ": certificate Aᵀy+z = " + std::to_string(stationarity.lpNorm<Eigen::Infinity>()));
