@@ -134,10 +134,7 @@ describe('backend selection', function () {
   });
 
   it('switches between wasm and native kernels on the same tfjs backend', async function () {
-    if (!(await isBackendAvailable('native'))) {
-      console.log('skipped: the native backend is not available (addon not built)');
-      this.skip();
-    }
+    if (!(await isBackendAvailable('native'))) assert.fail('the native addon is not built: run `npm run build:native` (it is built in CI, so a missing addon is a failure, not a skip)');
     assert.equal(await initBackend('native'), 'native');
     assert.equal(tf.getBackend(), 'wasm');
     assert.equal(await initBackend('wasm'), 'wasm');
@@ -187,10 +184,7 @@ describe('registered kernels agree with the cpu backend', function () {
   for (const backend of ['wasm', 'native'] as const) {
     describe(backend, function () {
       before(async function () {
-        if (!(await isBackendAvailable(backend))) {
-          console.log(`skipped: the ${backend} backend is not available here`);
-          this.skip();
-        }
+        if (!(await isBackendAvailable(backend))) assert.fail(`the ${backend} backend is not available: ${backend === 'native' ? 'run `npm run build:native`' : 'the tfjs-backend-wasm package is missing'}`);
       });
 
       for (const c of convCases) {
@@ -281,10 +275,7 @@ describe('registered kernels agree with the cpu backend', function () {
 
 describe('native kernel binding', function () {
   before(async function () {
-    if (!(await isBackendAvailable('native'))) {
-      console.log('skipped: the native backend is not available (addon not built)');
-      this.skip();
-    }
+    if (!(await isBackendAvailable('native'))) assert.fail('the native addon is not built: run `npm run build:native` (it is built in CI, so a missing addon is a failure, not a skip)');
   });
 
   it('checks array types and sizes', function () {

@@ -86,7 +86,10 @@ describe('advcorrect eval / attack (CLI)', function () {
   });
 
   it("reproduces the authors' CNNLight figures on a slice of the test set", async function () {
-    if (!existsSync(cnnLight)) this.skip(); // needs ../shared/models (the authors' weights); not shipped with the package
+    if (!existsSync(cnnLight)) {
+      console.log(`skipped: ${cnnLight} is absent (the authors' weights in ../shared/models; not shipped with the package)`);
+      this.skip();
+    }
     const r = await advcorrect('eval', '--model', cnnLight, '--arch', 'cnnlight', '--n', '300', '--attack', 'fgsm,pgd', '--pgd-steps', '10', '--pgd-step-size', '0.02', '--json', '--quiet');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr.trim(), '', '--quiet prints no progress');
