@@ -5,14 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Command } from 'commander';
 import { initBackend } from '../lib/backend/index.js';
 import { correct } from '../lib/correction/correct.js';
 import { BUDGET_MAX_ROUNDS, resolveCorrectionOptions } from '../lib/correction/options.js';
-import { budgetAfterIteration, budgetAfterRound } from '../lib/correction/stopping.js';
+import { budgetAfterIteration, budgetAfterRound, checkBudgetFits, iterationFloorMs } from '../lib/correction/stopping.js';
 import { addCorrectionOptions, settingsFromFlags } from '../lib/cli/run-options.js';
+import { saveModel } from '../lib/models/io.js';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -56,7 +59,19 @@ describe('correction: time budget', function () {
     assert.equal(budgetAfterRound(600, 40_000, 3, 3)!.reason, 'rounds', 'the round limit ends the run first');
   });
 
-  it('a budget shorter than one iteration ends the run after round 1 with that reason and a valid answer', async () => {
+  it('the floor of one iteration is its clean-loss passes; a budget below it is refused with the figures', () => {
+    assert.equal(iterationFloorMs(200, 4), 1000, '4 line-search passes and one for the gradient');
+    assert.doesNotThrow(() => checkBudgetFits(undefined, 1e9, 4, 500));
+    assert.doesNotThrow(() => checkBudgetFits(1, 200, 4, 500), 'exactly the floor fits');
+    assert.throws(() => checkBudgetFits(0.9, 200, 4, 500), {
+      name: 'RangeError',
+      message:
+        'the time budget (budgetSeconds, --budget-s: 0.9 s) is shorter than one iteration: its clean-loss passes alone take at least 1.0 s here ' +
+        '(5 forward passes over 500 clean images at 200 ms each); give a budget of at least 1 s',
+    });
+  });
+
+  it('correct() refuses a budget shorter than one iteration before the loop starts', async () => {
     await initBackend();
     const model = tfl.sequential();
     model.add(tfl.layers.flatten({ inputShape: [2, 2, 1] }));
@@ -64,22 +79,22 @@ describe('correction: time budget', function () {
     const rand = lcg(4);
     const data = (count: number) => ({ images: Float32Array.from({ length: count * 4 }, () => rand()), labels: Uint8Array.from({ length: count }, (_, i) => i % 3) });
     let regenerated = 0;
-    const { result, model: corrected } = await correct(model, data(6), data(12), { budgetSeconds: 1e-6, maxIterations: 5, delta: 1 }, {
-      regenerate: async () => {
-        regenerated++;
-        return data(6);
-      },
-    });
-    assert.equal(result.options.rounds, BUDGET_MAX_ROUNDS);
-    assert.equal(result.iterations.length, 1);
-    assert.equal(result.rounds.length, 1);
-    assert.equal(result.rounds[0]!.stopReason, 'budget_spent');
-    assert.equal(regenerated, 0, 'no second round was started');
-    assert.equal(result.budget?.reason, 'first_iteration');
-    assert.equal(result.budget?.seconds, 1e-6);
-    assert.match(result.budget!.notice, /shorter than one iteration/);
-    assert.ok(result.pool.some((p) => p.id === result.chosen.id), 'the answer is chosen from the front as usual');
-    corrected.dispose();
+    let progress = 0;
+    // 1e-9 s: below any forward pass a machine can time (the floor is 5 of them).
+    await assert.rejects(
+      correct(model, data(6), data(12), { budgetSeconds: 1e-9, maxIterations: 5, delta: 1 }, {
+        regenerate: async () => {
+          regenerated++;
+          return data(6);
+        },
+        onProgress: (e) => {
+          if (e.kind !== 'start') progress++;
+        },
+      }),
+      { name: 'RangeError', message: /^the time budget \(budgetSeconds, --budget-s: 1e-9 s\) is shorter than one iteration: .* over 12 clean images/ },
+    );
+    assert.equal(regenerated, 0);
+    assert.equal(progress, 0, 'no iteration ran');
     model.dispose();
   });
 
@@ -127,6 +142,33 @@ describe('correction: time budget', function () {
       });
       assert.equal(code, 2, value);
       assert.match(stderr, new RegExp(`expected a finite number of seconds > 0, got '${value}'`));
+    }
+  });
+
+  it('advcorrect correct refuses a budget shorter than one iteration with exit 2, before writing or evaluating anything', async () => {
+    await initBackend();
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'advcorrect-budget-'));
+    try {
+      const modelDir = path.join(dir, 'model');
+      const net = tfl.sequential();
+      net.add(tfl.layers.flatten({ inputShape: [28, 28, 1] }));
+      net.add(tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.randomNormal({ seed: 8, stddev: 0.05 }) }));
+      await saveModel(net, modelDir);
+      net.dispose();
+      const out = path.join(dir, 'out');
+      const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'lib', 'cli', 'main.js');
+      const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [main, 'correct', '--model', modelDir, '--out', out, '--budget-s', '0.000001', '--clean-size', '200'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('close', (c) => resolve({ code: c, stderr: err }));
+      });
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, /the time budget \(budgetSeconds, --budget-s: 0\.000001 s\) is shorter than one iteration: .* over 200 clean images/);
+      assert.doesNotMatch(stderr, /evaluating/, 'no evaluation started');
+      assert.equal(existsSync(out), false, '--out was not created');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -22,7 +22,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError, abortError } from '../errors.js';
 import { ParameterView } from '../models/parameters.js';
-import { compileInputs } from '../models/index.js';
+import { cleanLoss, compileInputs } from '../models/index.js';
 import { CutPool } from '../qp/cut-pool.js';
 import { candidateEntry, evaluatePoint, measureStart } from './criteria.js';
 import { LiveCuts, cutsOverLimit, linearise, longInactive, rebuildCuts, trackInactivity, type CutPoolLike } from './cuts.js';
@@ -46,7 +46,7 @@ import {
   type LabelledImages,
   type PoolEntry,
 } from './state.js';
-import { budgetAfterIteration, budgetAfterRound, correctAfter, stopReason } from './stopping.js';
+import { budgetAfterIteration, budgetAfterRound, checkBudgetFits, correctAfter, stopReason } from './stopping.js';
 import type { CorrectionProgress, CorrectionResult, IterationLog, StopReason } from './types.js';
 
 export type { CutPoolLike, CutRow } from './cuts.js';
@@ -167,6 +167,12 @@ export async function correct(
       const advImages = adversarial.images.slice();
       const advLabels = Uint8Array.from(adversarial.labels as ArrayLike<number>);
       const { cleanLoss0, eta, start } = await measureStart(fixed, advImages, advLabels);
+      if (options.budgetSeconds !== undefined) {
+        // A budget shorter than one iteration is refused before the loop: one more clean forward pass, timed warm.
+        const t0 = performance.now();
+        await cleanLoss(work, cleanData.images, cleanLabels, { signal });
+        checkBudgetFits(options.budgetSeconds, performance.now() - t0, options.alphas.length, cleanCount);
+      }
       state = initialState({ options, parameterCount: n, layers: view.layers, inputSize, numClasses, fingerprint, eta, cleanLoss0, w0, advImages, advLabels, start });
       onProgress?.({ kind: 'start', parameters: n, eta, cleanLoss: cleanLoss0, adversarial: advLabels.length, violation: start.violation });
     }

@@ -47,6 +47,30 @@ function seconds(ms: number): string {
 }
 
 /**
+ * A lower bound of one iteration's time from the measured time of one forward pass over the clean
+ * subset: an iteration evaluates the clean loss once per line-search step (alphaCount forward
+ * passes) and takes its gradient once (at least one more pass), whatever else it does.
+ */
+export function iterationFloorMs(forwardMs: number, alphaCount: number): number {
+  return (alphaCount + 1) * forwardMs;
+}
+
+/**
+ * Refuses a time budget shorter than one iteration before the loop starts: a RangeError when
+ * budgetSeconds is below iterationFloorMs (one forward pass over cleanCount images took forwardMs).
+ */
+export function checkBudgetFits(budgetSeconds: number | undefined, forwardMs: number, alphaCount: number, cleanCount: number): void {
+  if (budgetSeconds === undefined) return;
+  const floor = iterationFloorMs(forwardMs, alphaCount);
+  if (budgetSeconds * 1000 < floor) {
+    throw new RangeError(
+      `the time budget (budgetSeconds, --budget-s: ${budgetSeconds} s) is shorter than one iteration: its clean-loss passes alone take at least ${seconds(floor)} here ` +
+        `(${alphaCount + 1} forward passes over ${cleanCount} clean images at ${forwardMs.toFixed(0)} ms each); give a budget of at least ${Math.ceil(floor / 1000)} s`,
+    );
+  }
+}
+
+/**
  * The time budget after an iteration: when the elapsed time has reached it, the round stops
  * (`budget_spent`) and so does the run. Spent after round 1's first iteration means the budget is
  * shorter than one iteration (`first_iteration`); later it is `spent`. Undefined: time is left.

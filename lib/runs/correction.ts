@@ -6,12 +6,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { AdvcorrectError } from '../errors.js';
+import { cleanLoss } from '../models/index.js';
 import { activeBackend, initBackend, type BackendRequest } from '../backend/index.js';
 import { loadDataset, type DatasetName } from '../data/datasets.js';
 import { ensureDir, writeFileAtomic } from '../util/files.js';
 import type { ArchName } from '../models/architectures.js';
 import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
 import { loadCheckpoint, saveCheckpoint } from '../correction/checkpoint.js';
+import { checkBudgetFits } from '../correction/stopping.js';
 import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import type { CorrectionProgress } from '../correction/types.js';
 import type { AdvSource } from '../correction/presets.js';
@@ -116,8 +118,6 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
   const backend = await initBackend(io.backend);
   // A model that does not load (or does not fit) is refused before anything is written.
   const loaded = await loadRunModel(s, io);
-  await ensureDir(s.out);
-  if (!io.resume) await writeFileAtomic(path.join(s.out, RUN_FILE), `${JSON.stringify(s, null, 2)}\n`);
   const { signal, release } = runSignal(io);
   try {
     const arch = s.arch ?? loaded.arch;
@@ -128,6 +128,20 @@ export async function runCorrection(settings: CorrectionRunSettings, io: RunIo):
     const channels = train.channels;
     const evaluation = evaluationSettingsOf(s, s.options.seed);
     let evaluationMs = 0;
+
+    // A time budget shorter than one iteration is refused before anything is written or evaluated:
+    // one forward pass over the clean subset, timed after a warm-up pass on a few of its images.
+    if (s.options.budgetSeconds !== undefined && !io.resume) {
+      const cleanInputs = inputSpace(split.clean.images, loaded.normalization, channels);
+      const size = train.height * train.width * channels;
+      const few = Math.min(8, split.clean.count);
+      await cleanLoss(loaded.model, cleanInputs.subarray(0, few * size), split.clean.labels.subarray(0, few), { signal });
+      const t0 = performance.now();
+      await cleanLoss(loaded.model, cleanInputs, split.clean.labels, { signal });
+      checkBudgetFits(s.options.budgetSeconds, performance.now() - t0, s.options.alphas.length, split.clean.count);
+    }
+    await ensureDir(s.out);
+    if (!io.resume) await writeFileAtomic(path.join(s.out, RUN_FILE), `${JSON.stringify(s, null, 2)}\n`);
 
     let before: TestEvaluation | undefined;
     if (s.evaluateModels) {
