@@ -34,6 +34,15 @@ import { ParameterView } from '../lib/models/parameters.js';
 import { cleanLossGradient, crossEntropyFromLogits, marginsFromLogits, predictLogits } from '../lib/models/index.js';
 import { generateAdversarialSet } from '../lib/attacks/adversarial-set.js';
 import { correctlyClassified } from '../lib/runs/split.js';
+import type { CorrectionRunSettings } from '../lib/runs/index.js';
+import { Command } from 'commander';
+import { chooseAnswer } from '../lib/correction/selection.js';
+import { runCorrection, type RunIo } from '../lib/runs/index.js';
+import { addModelOptions } from '../lib/cli/common.js';
+import { parseDatasetName } from '../lib/cli/eval.js';
+import { addCorrectionOptions, applyDatasetPreset, settingsFromFlags } from '../lib/cli/run-options.js';
+import type { AttackSpec } from '../lib/attacks/index.js';
+import { gitCommit } from './study.js';
 
 const run = promisify(execFile);
 
@@ -101,6 +110,9 @@ const CONFIGS: Record<string, { flags: string[]; what: string }> = {
   'bn-only-r1': { flags: ['--layers', BN_LAYERS, '--adv-candidates', '300', '--rounds', '1', '--iterations', '10'], what: 'preset, only the BatchNorm γ/β move (1,120 parameters), 300 candidates, 1 round of 10 iterations' },
   'tau-0.03': { flags: ['--tau', '0.03'], what: 'preset, τ = 0.03' },
   'clean-1000': { flags: ['--clean-size', '1000'], what: 'preset, 1,000 clean images' },
+  'clean-2000': { flags: ['--clean-size', '2000'], what: 'preset, 2,000 clean images (the MNIST default)' },
+  'delta-1': { flags: ['--delta', '1'], what: 'preset, margin δ = 1' },
+  'delta-1-clean-2000': { flags: ['--delta', '1', '--clean-size', '2000'], what: 'preset, δ = 1 and 2,000 clean images' },
 };
 
 function commandOf(name: string): string[] {
@@ -158,6 +170,7 @@ async function render(rows: Row[]): Promise<void> {
   lines.push('Configurations:');
   for (const [name, c] of Object.entries(CONFIGS)) lines.push(`- \`${name}\`: ${c.what}.`);
   lines.push('');
+  lines.push(...frontTables(existsSync(frontFile) ? (JSON.parse(await fs.readFile(frontFile, 'utf8')) as FrontRecord[]) : []));
   lines.push(MARKER);
   let tail = '';
   if (existsSync(docFile)) {
@@ -166,6 +179,46 @@ async function render(rows: Row[]): Promise<void> {
     if (at >= 0) tail = text.slice(at + MARKER.length);
   }
   await fs.writeFile(docFile, `${lines.join('\n')}${tail || '\n'}`);
+}
+
+/** The ω-front tables (--front runs): every evaluated answer of each run beside the base model. */
+function frontTables(records: FrontRecord[]): string[] {
+  const runs = records.filter((r) => r.name !== 'base model');
+  if (runs.length === 0) return [];
+  const lines: string[] = [];
+  lines.push('### ω fronts (`--front`)');
+  lines.push('');
+  const groups = new Map<string, FrontRecord[]>();
+  for (const r of runs) {
+    const key = `${r.evalN}/${r.pgdN}/${r.attacks.join(',')}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  for (const [key, group] of groups) {
+    const [n, m, attacks] = key.split('/');
+    const names = attacks!.split(',');
+    const base = records.find((r) => r.name === 'base model' && `${r.evalN}/${r.pgdN}/${r.attacks.join(',')}` === key)?.answers[0];
+    lines.push(
+      `One correction per row group, run in-process by the code of \`advcorrect correct\`; each ω's answer is taken from its final front (\`chooseAnswer\`) and evaluated: clean on the first ${n} test images; ${names.join(', ')} at ε 2/255 on the first ${m} (PGD-20: step ε/4, random start; APGD-CE: 100 iterations), worst case per image over clean and all of them; at 8/255 the worst case of FGSM and PGD-20 on the same ${m}.` +
+        (base ? ` Base model: clean ${pct(base.clean)}, worst case 2/255 ${pct(base.worst)} (${names.map((a) => `${a} ${pct(base.attacks[a])}`).join(', ')}), 8/255 ${pct(base.worst8)}.` : ''),
+    );
+    lines.push('');
+    lines.push(`| run | ω (run's ω) | clean (Δ pp) | ${names.map((a) => `${a} 2/255`).join(' | ')} | **worst 2/255** (gain pp) | worst 8/255 | ‖w − w₀‖ | t | iterations (stops) | X̃ correct | run s (loop s; CPU s) | load |`);
+    lines.push(`|---|---|---|${names.map(() => '---|').join('')}---|---|---|---|---|---|---|---|`);
+    for (const r of group) {
+      for (const a of [...r.answers].sort((x, y) => Math.min(...x.omegas) - Math.min(...y.omegas))) {
+        const clean = base ? `${pct(a.clean)} (${pp(base.clean, a.clean)})` : pct(a.clean);
+        const worst = base ? `**${pct(a.worst)}** (${pp(base.worst, a.worst)})` : `**${pct(a.worst)}**`;
+        lines.push(
+          `| \`${r.name}\` | ${a.omegas.join(', ')} (${r.runOmega}) | ${clean} | ${names.map((x) => pct(a.attacks[x])).join(' | ')} | ${worst} | ${pct(a.worst8)} | ${a.distance.toFixed(3)} | ${a.t.toFixed(2)} | ` +
+            `${r.iterations} (${r.stops.join(', ')}) | ${r.adversarial} | ${r.runS.toFixed(0)} (${r.loopS.toFixed(0)}; ${r.cpuS.toFixed(0)}) | ${r.load.toFixed(1)} |`,
+        );
+      }
+    }
+    lines.push('');
+  }
+  lines.push('Commands: ' + runs.map((r) => `\`${r.command}\``).join('; ') + '.');
+  lines.push('');
+  return lines;
 }
 
 async function evaluateModel(loaded: LoadedModel, test: ImageDataset): Promise<Metrics> {
@@ -282,6 +335,156 @@ async function probe(): Promise<void> {
   }
 }
 
+// ---- --front NAME: one correction in-process, the answer of each ω evaluated --------------------
+
+/** One ω answer of a front run (several ω may share one answer). */
+interface FrontAnswer {
+  omegas: number[];
+  id: number;
+  /** Segment parameter of the answer (1 = the least-violation point w*, or a pool member). */
+  t: number;
+  distance: number;
+  cleanLoss: number;
+  violation: number;
+  clean: number;
+  /** Accuracy under each attack at ε 2/255 on the first pgdN test images. */
+  attacks: Record<string, number>;
+  /** Per-image worst case over clean and every attack at 2/255 (first pgdN). */
+  worst: number;
+  /** Worst case of FGSM and PGD-20 at 8/255 (first pgdN). */
+  worst8: number;
+}
+
+interface FrontRecord {
+  name: string;
+  command: string;
+  evalN: number;
+  pgdN: number;
+  attacks: string[];
+  /** ω the iterates were steered with (the run's own option). */
+  runOmega: number;
+  runS: number;
+  loopS: number;
+  cpuS: number;
+  iterations: number;
+  stops: string[];
+  eta: number;
+  adversarial: string;
+  answers: FrontAnswer[];
+  load: number;
+  date: string;
+  commit: string;
+}
+
+const frontFile = path.join(packageRoot, 'docs', 'results-cifar10-front.json');
+const FRONT_ATTACKS = arg('attacks', 'fgsm,pgd,apgd-ce').split(',');
+
+/** The attacks of the front evaluation at ε (pixel units): PGD-20 with step ε/4 and a random start, APGD at its defaults. */
+function frontAttack(name: string, eps: number): AttackSpec {
+  const [kind, extra] = name.split(':');
+  if (kind === 'fgsm') return { name: 'fgsm', eps };
+  if (kind === 'pgd') return { name: 'pgd', eps, steps: 20, stepSize: eps / 4, randomStart: true, restarts: 1 };
+  if (kind === 'apgd-ce') return { name: 'apgd-ce', eps };
+  if (kind === 'apgd-t') return { name: 'apgd-t', eps, ...(extra ? { targets: Number(extra) } : {}) };
+  throw new RangeError(`unknown attack '${name}' (fgsm, pgd, apgd-ce, apgd-t[:targets])`);
+}
+
+async function frontMetrics(model: LoadedModel, test: ImageDataset): Promise<Pick<FrontAnswer, 'clean' | 'attacks' | 'worst' | 'worst8'>> {
+  const clean = await evaluate(model, takeFirst(test, evalN), { attacks: [], seed: 1 });
+  const strong = await evaluate(model, takeFirst(test, pgdN), { attacks: FRONT_ATTACKS.map((a) => frontAttack(a, 2 / 255)), seed: 1 });
+  const wide = await evaluate(model, takeFirst(test, pgdN), { attacks: ['fgsm', 'pgd'].map((a) => frontAttack(a, 8 / 255)), seed: 1 });
+  const attacks: Record<string, number> = {};
+  FRONT_ATTACKS.forEach((a, i) => (attacks[a] = strong.attacks[i]!.accuracy));
+  return { clean: clean.clean.accuracy, attacks, worst: strong.worstCase.accuracy, worst8: wide.worstCase.accuracy };
+}
+
+/** The run settings of configuration `name`, parsed by the flags and preset code of `advcorrect correct`. */
+function frontSettings(name: string, out: string): CorrectionRunSettings {
+  const cmd = new Command('correct').exitOverride();
+  addModelOptions(cmd, false).option('--dataset <name>', 'data set', parseDatasetName, 'mnist').option('--out <dir>', 'output directory');
+  addCorrectionOptions(cmd);
+  cmd.parse(['--model', modelFile, '--arch', 'resnet8', '--dataset', 'cifar10', ...CONFIGS[name]!.flags, '--no-eval', '--out', out], { from: 'user' });
+  const flags = cmd.opts() as Record<string, unknown>;
+  applyDatasetPreset(cmd, flags, 'cifar10');
+  return settingsFromFlags(flags, { arch: 'resnet8', model: modelFile, out, dataset: 'cifar10' });
+}
+
+async function loadFront(): Promise<FrontRecord[]> {
+  return existsSync(frontFile) ? (JSON.parse(await fs.readFile(frontFile, 'utf8')) as FrontRecord[]) : [];
+}
+
+async function runFront(name: string, omegas: number[], test: ImageDataset): Promise<void> {
+  if (!CONFIGS[name]) throw new RangeError(`unknown run '${name}' (one of ${Object.keys(CONFIGS).join(', ')})`);
+  const records = await loadFront();
+  if (!records.some((r) => r.name === 'base model' && r.evalN === evalN && r.pgdN === pgdN && r.attacks.join() === FRONT_ATTACKS.join())) {
+    process.stderr.write('base model (front evaluation) …\n');
+    const base = await loadModel(modelFile, { arch: 'resnet8' });
+    const m = await frontMetrics(base, test);
+    base.model.dispose();
+    records.push({ name: 'base model', command: 'node dist/bench/cifar10.js --front NAME (first run)', evalN, pgdN, attacks: FRONT_ATTACKS, runOmega: Number.NaN, runS: 0, loopS: 0, cpuS: 0, iterations: 0, stops: [], eta: Number.NaN, adversarial: '', answers: [{ omegas: [], id: 0, t: 0, distance: 0, cleanLoss: Number.NaN, violation: Number.NaN, ...m }], load: os.loadavg()[0]!, date: new Date().toISOString(), commit: gitCommit() });
+    await fs.writeFile(frontFile, `${JSON.stringify(records, null, 1)}\n`);
+  }
+  const settings = frontSettings(name, path.join(outRoot, `front-${name}`));
+  process.stderr.write(`front ${name}: ${shownCommand(name)} (ω answers ${omegas.join(', ')}) …\n`);
+  const load0 = os.loadavg()[0]!;
+  const answers: FrontAnswer[] = [];
+  let loopS = 0;
+  let cpuS = 0;
+  let eta = Number.NaN;
+  const cpu0 = process.cpuUsage();
+  const started = Date.now();
+  let runS = 0;
+  const io: RunIo = {
+    quiet: false,
+    resume: false,
+    onOutput: async (output, loaded, testSet) => {
+      runS = (Date.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      cpuS = (cpu.user + cpu.system) / 1e6;
+      loopS = output.result.totalTimeMs / 1000;
+      eta = output.result.eta;
+      const view = new ParameterView(output.model, output.result.parameters.layers);
+      for (const omega of omegas) {
+        const chosen = chooseAnswer(output.front, omega, eta).chosen;
+        const known = answers.find((a) => a.id === chosen.id);
+        if (known) {
+          known.omegas.push(omega);
+          continue;
+        }
+        view.write(chosen.w);
+        const m = await frontMetrics({ ...loaded, model: output.model }, testSet);
+        answers.push({ omegas: [omega], id: chosen.id, t: chosen.segment ? chosen.alpha : 1, distance: chosen.distance, cleanLoss: chosen.cleanLoss, violation: chosen.violation, ...m });
+        process.stderr.write(`  ω ${omega}: #${chosen.id} clean ${pct(m.clean)}, worst 2/255 ${pct(m.worst)} (${FRONT_ATTACKS.map((a) => `${a} ${pct(m.attacks[a])}`).join(', ')}), worst 8/255 ${pct(m.worst8)}\n`);
+      }
+      view.write(output.front.find((p) => p.id === output.result.chosen.id)!.w);
+    },
+  };
+  const doc = await runCorrection(settings, io);
+  const record: FrontRecord = {
+    name,
+    command: `node dist/bench/cifar10.js --front ${name} --omegas ${omegas.join(',')} --eval-n ${evalN} --pgd-n ${pgdN} --attacks ${FRONT_ATTACKS.join(',')}  # = ${shownCommand(name)}`,
+    evalN,
+    pgdN,
+    attacks: FRONT_ATTACKS,
+    runOmega: settings.options.omega,
+    runS,
+    loopS,
+    cpuS,
+    iterations: doc.iterations.length,
+    stops: doc.rounds.map((r) => r.stopReason),
+    eta,
+    adversarial: `${doc.adversarial.correctBefore} → ${doc.adversarial.correctAfter} / ${doc.adversarial.count}`,
+    answers,
+    load: (load0 + os.loadavg()[0]!) / 2,
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+  };
+  const kept = (await loadFront()).filter((r) => r.name !== name);
+  kept.push(record);
+  await fs.writeFile(frontFile, `${JSON.stringify(kept, null, 1)}\n`);
+  await render(await loadRows());
+}
+
 async function main(): Promise<void> {
   if (!existsSync(modelFile)) {
     console.log(`skipped: ${modelFile} is absent (the authors' weights are needed)`);
@@ -306,6 +509,8 @@ async function main(): Promise<void> {
     await addRow({ name: 'base model', kind: 'base', command: 'node dist/bench/cifar10.js --base', metrics: await evaluateModel(base, test), load: os.loadavg()[0]!, date: new Date().toISOString() });
     base.model.dispose();
   }
+  const fronts = arg('front', '').split(',').filter(Boolean);
+  for (const name of fronts) await runFront(name, arg('omegas', '0,0.25,0.5,0.75,1').split(',').map(Number), test);
   const names = arg('runs', '').split(',').filter(Boolean);
   const cli = path.join(packageRoot, 'dist', 'lib', 'cli', 'main.js');
   for (const name of names) {

@@ -18,7 +18,6 @@
  * docs/results-shift.json, and docs/results.md (with docs/results-front.svg) is rewritten from them;
  * the analysis below the `<!-- analysis -->` marker of docs/results.md is kept.
  */
-import { execSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +30,7 @@ import { packageRoot } from '../lib/native.js';
 import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import { runCorrection, type CorrectionRunSettings, type RunIo } from '../lib/runs/index.js';
-import { MODELS, SHIFTS, matchShift, meanSd, pctStat, robustness, shiftCurve, type Answer, type EvalSettings, type Robustness, type RunRecord, type ShiftPoint } from './study.js';
+import { MODELS, SHIFTS, gitCommit, matchShift, meanSd, pctStat, robustness, shiftCurve, type Answer, type EvalSettings, type Robustness, type RunRecord, type ShiftPoint } from './study.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -49,13 +48,6 @@ function evalSettings(): EvalSettings {
   return { evalN: Number(arg('eval-n', '2000')), pgdN: Number(arg('pgd-n', '500')), attacks: arg('attacks', 'pgd,apgd-ce').split(',') };
 }
 
-function commit(): string {
-  try {
-    return execSync('git rev-parse --short HEAD', { cwd: packageRoot, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function loadRecords(): Promise<RunRecord[]> {
   if (!existsSync(runsFile)) return [];
@@ -82,6 +74,29 @@ function cliFlags(options: Record<string, unknown>): string {
     .join(' ');
 }
 
+/** The settings of one study correction (`advcorrect correct` with these options, draw d at --adv-offset 1000·d, no test evaluation). */
+function studySettings(model: string, options: Record<string, unknown>, draw: number, out: string, evalN: number): CorrectionRunSettings {
+  const spec = MODELS[model]!;
+  return {
+    model: path.join(sharedModels, spec.file),
+    arch: spec.arch,
+    dataset: 'mnist',
+    out,
+    options: resolveCorrectionOptions(options as CorrectionOptionsInput),
+    advCandidates: 1000,
+    advOffset: 1000 * draw,
+    advLabels: 'true',
+    clip: true,
+    evalN,
+    pgdN: 0,
+    evalEps: 0.1,
+    pgdSteps: 40,
+    pgdStepSize: 0.01,
+    sweep: [],
+    evaluateModels: false,
+  };
+}
+
 /** Runs one correction per draw and records every ω's answer. */
 async function runSetting(group: string, model: string, options: Record<string, unknown>, draws: number[], omegas: number[], e: EvalSettings, skipDone: boolean): Promise<void> {
   const spec = MODELS[model];
@@ -104,24 +119,7 @@ async function runSetting(group: string, model: string, options: Record<string, 
       if (omegas.every((w) => have.has(w))) continue;
     }
     const out = path.join(os.tmpdir(), 'advcorrect-study', `${model}-${group}-d${draw}`);
-    const settings: CorrectionRunSettings = {
-      model: path.join(sharedModels, spec.file),
-      arch: spec.arch,
-      dataset: 'mnist',
-      out,
-      options: resolveCorrectionOptions(options as CorrectionOptionsInput),
-      advCandidates: 1000,
-      advOffset: 1000 * draw,
-      advLabels: 'true',
-      clip: true,
-      evalN: e.evalN,
-      pgdN: 0,
-      evalEps: 0.1,
-      pgdSteps: 40,
-      pgdStepSize: 0.01,
-      sweep: [],
-      evaluateModels: false,
-    };
+    const settings = studySettings(model, options, draw, out, e.evalN);
     const answers: Answer[] = [];
     let correctionMs = 0;
     let correctionCpuMs = 0;
@@ -172,7 +170,7 @@ async function runSetting(group: string, model: string, options: Record<string, 
       command:
         `node dist/bench/results.js run --group ${group} --model ${model} --draws ${draw} --omegas ${omegas.join(',')} --options '${JSON.stringify(options)}' ` +
         `--eval-n ${e.evalN} --pgd-n ${e.pgdN} --attacks ${e.attacks.join(',')}  # = advcorrect correct --model ../shared/models/${spec.file} --arch ${spec.arch}${draw ? ` --adv-offset ${1000 * draw}` : ''} ${cliFlags(options)}`.trimEnd(),
-      commit: commit(),
+      commit: gitCommit(),
     };
     await fs.appendFile(runsFile, `${JSON.stringify(record)}\n`);
   }
@@ -328,12 +326,14 @@ async function render(): Promise<void> {
     }
   }
   const heads = existsSync(headlineFile) ? (JSON.parse(await fs.readFile(headlineFile, 'utf8')) as Headline[]) : [];
-  for (const model of Object.keys(MODELS)) {
-    const hs = heads.filter((h) => h.model === model).sort((a, b) => a.draw - b.draw);
+  const headSettings = [...new Set(heads.map((h) => `${h.model}|${h.setting ?? 'defaults'}`))];
+  for (const key of headSettings) {
+    const [model, setting] = key.split('|') as [string, string];
+    const hs = heads.filter((h) => h.model === model && (h.setting ?? 'defaults') === setting).sort((a, b) => a.draw - b.draw);
     if (hs.length === 0) continue;
     const gain = meanSd(hs.map((h) => h.after.fgsm - h.before.fgsm));
     const drop = meanSd(hs.map((h) => h.after.clean - h.before.clean));
-    lines.push(`## ${model}: the paper's headline on the full test set (ω ${hs.map((h) => h.omega).filter((v, i, a) => a.indexOf(v) === i).join(', ')})`);
+    lines.push(`## ${model}: the paper's headline on the full test set (${setting === 'defaults' ? 'defaults' : `options ${setting}`}, ω ${hs.map((h) => h.omega).filter((v, i, a) => a.indexOf(v) === i).join(', ')})`);
     lines.push('');
     lines.push('| draw | clean before → after (pp) | FGSM ε 0.1 before → after (gain pp) | command |');
     lines.push('|---|---|---|---|');
@@ -380,6 +380,8 @@ const headlineFile = path.join(packageRoot, 'docs', 'results-headline.json');
 
 interface Headline {
   model: string;
+  /** The options over the defaults ('defaults' for none), as given to --options. */
+  setting?: string;
   draw: number;
   omega: number;
   n: number;
@@ -405,23 +407,31 @@ async function headline(): Promise<void> {
   const before = await fgsmFull(base);
   base.model.dispose();
   const rows: Headline[] = existsSync(headlineFile) ? (JSON.parse(await fs.readFile(headlineFile, 'utf8')) as Headline[]) : [];
+  // --options JSON: correct with those options over the defaults first (the default setting reuses the study's front runs).
+  const optionsText = arg('options', '');
+  const options = optionsText ? (JSON.parse(optionsText) as Record<string, unknown>) : undefined;
+  const setting = options ? JSON.stringify(options) : 'defaults';
   for (const draw of draws) {
-    const dir = path.join(os.tmpdir(), 'advcorrect-study', `${model}-front-d${draw}`);
+    const dir = path.join(os.tmpdir(), 'advcorrect-study', options ? `${model}-headline-${Buffer.from(setting).toString('hex').slice(0, 24)}-d${draw}` : `${model}-front-d${draw}`);
+    if (options) {
+      await runCorrection(studySettings(model, options, draw, dir, 10000), { quiet: true, resume: false });
+    }
     const settings = JSON.parse(await fs.readFile(path.join(dir, 'run.json'), 'utf8')) as CorrectionRunSettings;
     const corrected = await loadModel(path.join(dir, 'model', 'model.json'));
     const after = await fgsmFull(corrected);
     corrected.model.dispose();
     const row: Headline = {
       model,
+      setting,
       draw,
       omega: settings.options.omega,
       n: test.count,
       before,
       after,
-      command: `advcorrect correct --model ../shared/models/${spec.file} --arch ${spec.arch}${draw ? ` --adv-offset ${1000 * draw}` : ''} --eval-n 10000 --pgd-n 0 --out DIR  (then: node dist/bench/results.js headline --model ${model} --draws ${draw})`,
+      command: `advcorrect correct --model ../shared/models/${spec.file} --arch ${spec.arch}${draw ? ` --adv-offset ${1000 * draw}` : ''}${options ? ` ${cliFlags(options)}` : ''} --eval-n 10000 --pgd-n 0 --out DIR  (then: node dist/bench/results.js headline --model ${model} --draws ${draw}${options ? ` --options '${setting}'` : ''})`,
     };
     process.stderr.write(`headline ${JSON.stringify(row)}\n`);
-    const kept = rows.filter((r) => !(r.model === model && r.draw === draw));
+    const kept = rows.filter((r) => !(r.model === model && (r.setting ?? 'defaults') === setting && r.draw === draw));
     kept.push(row);
     rows.splice(0, rows.length, ...kept);
     await fs.writeFile(headlineFile, `${JSON.stringify(rows, null, 1)}\n`);

@@ -3,6 +3,7 @@
  * attacks, the conv1 bias shift curve and its match in clean accuracy, records and statistics.
  * No correction code here (bench/results.ts runs the corrections).
  */
+import { execSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { takeFirst } from '../lib/data/sampling.js';
 import { loadModel, type LoadedModel } from '../lib/models/io.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { evaluate, type AttackSpec } from '../lib/attacks/index.js';
+import { packageRoot } from '../lib/native.js';
 
 export const MODELS: Record<string, { file: string; arch: 'cnnlight' | 'cnn' }> = {
   cnnlight: { file: 'mnist_ConvNetLight_norm01.npz', arch: 'cnnlight' },
@@ -149,4 +151,13 @@ export function pctStat(values: number[]): string {
   const { mean, sd, n } = meanSd(values);
   if (n === 0) return '–';
   return n > 1 ? `${(100 * mean).toFixed(1)} ± ${(100 * sd).toFixed(1)}` : `${(100 * mean).toFixed(1)}`;
+}
+
+/** The short hash of the repository's HEAD (recorded beside every study row), or 'unknown'. */
+export function gitCommit(): string {
+  try {
+    return execSync('git rev-parse --short HEAD', { cwd: packageRoot, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
 }
