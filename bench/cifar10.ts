@@ -111,6 +111,7 @@ const CONFIGS: Record<string, { flags: string[]; what: string }> = {
   'tau-0.03': { flags: ['--tau', '0.03'], what: 'preset, τ = 0.03' },
   'clean-1000': { flags: ['--clean-size', '1000'], what: 'preset, 1,000 clean images' },
   'clean-2000': { flags: ['--clean-size', '2000'], what: 'preset, 2,000 clean images (the MNIST default)' },
+  'clean-2000-r4': { flags: ['--clean-size', '2000', '--rounds', '4'], what: 'preset, 2,000 clean images and 4 rounds' },
   'delta-1': { flags: ['--delta', '1'], what: 'preset, margin δ = 1' },
   'delta-1-clean-2000': { flags: ['--delta', '1', '--clean-size', '2000'], what: 'preset, δ = 1 and 2,000 clean images' },
 };
