@@ -9,17 +9,6 @@ import path from 'node:path';
 import ts from 'typescript';
 import { packageRoot } from '../lib/native.js';
 
-/**
- * Public names renamed in this version (new name → old name) while the rename itself lands in a
- * later commit: until then a name counts as exported or documented under either spelling.
- * Remove an entry (or the whole list) once the code exports the new name.
- */
-const RENAMED_PENDING: Readonly<Record<string, string>> = {
-  DEFAULT_QP_TOLERANCE: 'DEFAULT_QP_EPS',
-  DEFAULT_ADMM_TOLERANCE: 'DEFAULT_ADMM_EPS',
-  DEFAULT_DUAL_TOLERANCE: 'DEFAULT_DUAL_EPS',
-};
-
 const PACKAGE = 'advcorrect';
 const root = packageRoot;
 
@@ -66,18 +55,6 @@ function exportLists(file: string): { names: Map<string, 'type' | 'value'>; star
     }
   }
   return { names, starExports };
-}
-
-/** Both spellings of a name while its rename is pending. */
-function spellings(name: string): string[] {
-  const out = [name];
-  if (RENAMED_PENDING[name]) out.push(RENAMED_PENDING[name]);
-  for (const [renamed, old] of Object.entries(RENAMED_PENDING)) if (old === name) out.push(renamed);
-  return out;
-}
-
-function hasName(set: ReadonlySet<string> | ReadonlyMap<string, unknown>, name: string): boolean {
-  return spellings(name).some((n) => set.has(n));
 }
 
 function markdownFiles(): string[] {
@@ -196,15 +173,15 @@ describe('public API', function () {
       const names = entryNames.get(subpath);
       assert.ok(names, `${where}: '${im.specifier}' is not in package.json exports (ERR_PACKAGE_PATH_NOT_EXPORTED)`);
       await import(im.specifier);
-      for (const name of im.names) assert.ok(hasName(names, name), `${where}: '${im.specifier}' does not export ${name}`);
+      for (const name of im.names) assert.ok(names.has(name), `${where}: '${im.specifier}' does not export ${name}`);
     }
   });
 
   it('docs/api.md documents exactly what lib/index.ts exports', function () {
     const exported = exportLists(path.join(root, 'lib', 'index.ts')).names;
     const documented = documentedNames();
-    const undocumented = [...exported.keys()].filter((name) => !hasName(documented, name));
-    const notExported = [...documented.keys()].filter((name) => !hasName(exported, name));
+    const undocumented = [...exported.keys()].filter((name) => !documented.has(name));
+    const notExported = [...documented.keys()].filter((name) => !exported.has(name));
     assert.deepEqual(undocumented, [], 'exported by lib/index.ts, missing from docs/api.md');
     assert.deepEqual(notExported.map((name) => `${name} (docs/api.md:${documented.get(name)})`), [], 'in docs/api.md, not exported by lib/index.ts');
   });

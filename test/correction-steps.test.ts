@@ -40,17 +40,17 @@ function entry(id: number, violation: number, cleanLoss: number, eta: number, w 
 
 /** A cut pool that only records what it is given (the loop's bookkeeping against it). */
 class RecordingPool implements CutPoolLike {
-  rows: Array<{ id: number; kind: 'dense' | 'sparse'; type: string; upper: number }> = [];
+  rows: Array<{ id: number; kind: 'dense' | 'sparse'; type: string; lower: number; upper: number }> = [];
   private next = 1;
   get size(): number {
     return this.rows.length;
   }
-  appendDense(row: Float32Array | Float64Array, upper: number): number {
-    this.rows.push({ id: this.next, kind: 'dense', type: row.constructor.name, upper });
+  appendDense(row: Float32Array | Float64Array, lower: number, upper: number): number {
+    this.rows.push({ id: this.next, kind: 'dense', type: row.constructor.name, lower, upper });
     return this.next++;
   }
-  appendSparse(_index: Int32Array, value: Float32Array | Float64Array, upper: number): number {
-    this.rows.push({ id: this.next, kind: 'sparse', type: value.constructor.name, upper });
+  appendSparse(_index: Int32Array, value: Float32Array | Float64Array, lower: number, upper: number): number {
+    this.rows.push({ id: this.next, kind: 'sparse', type: value.constructor.name, lower, upper });
     return this.next++;
   }
   remove(ids: Int32Array): number {
@@ -242,6 +242,8 @@ describe('correction steps: cuts', () => {
     live.append(0, { example: 1, cls: 2, index: Int32Array.from([2]), value: Float32Array.from([5]), upper: 2 });
     live.append(1, { example: -1, cls: -1, index: Int32Array.from([0, 1, 2, 3]), value: Float64Array.from([1, 1, 1, 1]), upper: 3 });
     assert.deepEqual(pool.rows.map((r) => `${r.kind}:${r.type}`), ['dense:Float32Array', 'sparse:Float32Array', 'dense:Float64Array']);
+    // Cuts are one-sided, bounds in the order (lower, upper).
+    assert.deepEqual(pool.rows.map((r) => [r.lower, r.upper]), [[-Infinity, 1], [-Infinity, 2], [-Infinity, 3]]);
     assert.deepEqual(holder.cuts.map((c) => [c.id, c.point, c.example, c.cls]), [[1, 0, 0, 1], [2, 0, 1, 2], [3, 1, -1, -1]]);
     assert.equal(live.dumpRows!.size, 3);
     assert.equal(live.remove([2]), 1);
@@ -305,7 +307,7 @@ describe('correction steps: the QP step', () => {
         live.append(0, { example: r, cls: 1, index: Int32Array.from({ length: n }, (_, j) => j), value, upper: -0.3 });
       }
       const seen: number[] = [];
-      const step = await solveCutQp(live, w0, { solver: 'dual', qpEps: 1e-9, qpTimeLimitMs: 0 }, { round: 1, iteration: 1 }, { checkAbort: () => undefined, onQp: (qp) => void seen.push(qp.attempt) });
+      const step = await solveCutQp(live, w0, { solver: 'dual', qpTolerance: 1e-9, qpTimeLimitMs: 0 }, { round: 1, iteration: 1 }, { checkAbort: () => undefined, onQp: (qp) => void seen.push(qp.attempt) });
       assert.equal(step.qp.status, 'solved');
       assert.equal(step.usable, true);
       assert.equal(step.removed, 0);
@@ -340,7 +342,7 @@ describe('correction steps: the QP step', () => {
     const live = new LiveCuts(fake, 2, holder);
     for (const example of [0, 1, -1]) live.append(0, { example, cls: example < 0 ? -1 : 1, index: Int32Array.from([0]), value: Float32Array.from([1]), upper: 0 });
     const events: unknown[] = [];
-    const step = await solveCutQp(live, new Float64Array(2), { solver: 'dual', qpEps: 1e-9, qpTimeLimitMs: 0 }, { round: 2, iteration: 3 }, { checkAbort: () => undefined, onInfeasible: (e) => events.push(e) });
+    const step = await solveCutQp(live, new Float64Array(2), { solver: 'dual', qpTolerance: 1e-9, qpTimeLimitMs: 0 }, { round: 2, iteration: 3 }, { checkAbort: () => undefined, onInfeasible: (e) => events.push(e) });
     assert.equal(solves, 2);
     assert.equal(step.qp.status, 'solved');
     assert.equal(step.removed, 1, 'the margin cut in the support; the loss cut stays');
@@ -351,7 +353,7 @@ describe('correction steps: the QP step', () => {
   });
 
   it('usable statuses and the CSR snapshot of the cuts', () => {
-    for (const s of ['solved', 'solved_inaccurate', 'max_iter_reached', 'time_limit_reached']) assert.equal(usableStatus(s), true, s);
+    for (const s of ['solved', 'solved_inaccurate', 'iteration_limit_reached', 'time_limit_reached']) assert.equal(usableStatus(s), true, s);
     for (const s of ['primal_infeasible', 'dual_infeasible', 'aborted', 'numerical_error']) assert.equal(usableStatus(s), false, s);
     const rows = new Map([
       [4, { index: Int32Array.from([1, 3]), value: Float64Array.from([0.5, 2]), upper: 1 }],

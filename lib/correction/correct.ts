@@ -27,7 +27,7 @@ import { CutPool } from '../qp/cut-pool.js';
 import { candidateEntry, evaluatePoint, measureStart } from './criteria.js';
 import { LiveCuts, cutsOverLimit, linearise, longInactive, rebuildCuts, trackInactivity, type CutPoolLike } from './cuts.js';
 import { lineSearch } from './line-search.js';
-import { resolveCorrectionOptions, type CorrectionOptionsInput } from './options.js';
+import { resolveCorrectionOptions, upgradeSavedOptions, type CorrectionOptionsInput } from './options.js';
 import { bestFeasibleViolation, finalAnswer, selectAndOffer } from './pareto-pool.js';
 import { solveCutQp, type CutQpSnapshot } from './qp-step.js';
 import { correctionResult } from './result.js';
@@ -134,7 +134,8 @@ export async function correct(
 ): Promise<CorrectionOutput> {
   if (model === null || typeof model !== 'object' || !(model instanceof tfl.LayersModel)) throw new TypeError('model must be a tf.LayersModel');
   if (control === null || typeof control !== 'object') throw new TypeError('control must be an object');
-  const options = resolveCorrectionOptions(control.resume ? control.resume.options : optionsInput);
+  // A checkpoint written before 0.2.0 names some options the old way (qpEps).
+  const options = resolveCorrectionOptions(control.resume ? upgradeSavedOptions(control.resume.options) : optionsInput);
   const { signal, onProgress } = control;
   const { inputSize, numClasses } = compileInputs(model);
   checkLabelled('adversarial', adversarial, inputSize, numClasses);

@@ -29,7 +29,7 @@ enum class CutQpStatus {
   kSolvedInaccurate,
   kPrimalInfeasible,
   kDualInfeasible,
-  kMaxIterReached,
+  kIterationLimitReached,
   kTimeLimitReached,
   kAborted,
   kNonConvex,
@@ -41,7 +41,7 @@ inline const char* StatusName(CutQpStatus status) {
     case CutQpStatus::kSolvedInaccurate: return "solved_inaccurate";
     case CutQpStatus::kPrimalInfeasible: return "primal_infeasible";
     case CutQpStatus::kDualInfeasible: return "dual_infeasible";
-    case CutQpStatus::kMaxIterReached: return "max_iter_reached";
+    case CutQpStatus::kIterationLimitReached: return "iteration_limit_reached";
     case CutQpStatus::kTimeLimitReached: return "time_limit_reached";
     case CutQpStatus::kAborted: return "aborted";
     case CutQpStatus::kNonConvex: return "non_convex";
@@ -56,7 +56,7 @@ struct CutQpSettings {
   static constexpr double kDefaultProgressIntervalMs = 100;
 
   // Feasibility tolerance: a constraint counts as violated when its violation exceeds
-  // tolerance · max(1, |bound|) (the JS option `eps`).
+  // tolerance · max(1, |bound|) (the JS option `tolerance`).
   double tolerance = kDefaultTolerance;
   int max_iterations = kDefaultMaxIterations;
   double time_limit_ms = kDefaultTimeLimitMs;

@@ -354,7 +354,7 @@ class DualActiveSet {
       return true;
     }
     if (iteration >= settings_.max_iterations) {
-      *status = CutQpStatus::kMaxIterReached;
+      *status = CutQpStatus::kIterationLimitReached;
       return true;
     }
     const double elapsed = ElapsedMs();
