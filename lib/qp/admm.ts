@@ -314,7 +314,7 @@ function poolArgs(pool: CutPoolHandle, w0: Float64Array, options: CutPoolAdmmOpt
 }
 
 /**
- * Solves the cut QP of a pool, minimise ½(w − w₀)ᵀD(w − w₀) s.t. the pool's rows and bounds, by
+ * Solves the cut QP of a pool, minimise ½(x − w₀)ᵀD(x − w₀) s.t. the pool's rows and bounds, by
  * ADMM with the m×m Schur complement (off the main thread; the pool is held busy meanwhile).
  * Records the multipliers in the pool (warm start of the next solve, inactive-cut pruning).
  */

@@ -1,7 +1,7 @@
 /**
  * The cut pool of the cutting-plane method and its QP
  *
- *   minimise ½ (w − w₀)ᵀ D (w − w₀)  s.t.  lowerᵢ ≤ aᵢᵀw ≤ upperᵢ,  lb ≤ w ≤ ub,
+ *   minimise ½ (x − w₀)ᵀ D (x − w₀)  s.t.  lowerᵢ ≤ aᵢᵀx ≤ upperᵢ,  lb ≤ x ≤ ub,
  *
  * solved by the native dual active-set method (default) or ADMM (lib/qp/admm.ts).
  * Rows live natively (float32 rows stay float32, sparse rows as index/value pairs) with the Gram
@@ -243,7 +243,7 @@ export class CutPool {
   /**
    * Removes exact and near duplicates: a row whose direction has cosine ≥ 1 − tol (in the D⁻¹
    * metric) with an earlier row and whose bounds, rescaled, agree within tol; and all-zero rows
-   * that every w satisfies. Returns how many went.
+   * that every x satisfies. Returns how many went.
    */
   removeDuplicates(tol = 1e-9): number {
     if (typeof tol !== 'number') throw new TypeError('tol must be a number');
@@ -261,10 +261,10 @@ export class CutPool {
     return this.call(() => this.nativeHandle.gram()) as Float64Array;
   }
 
-  /** A w (length size). */
-  rowActivity(w: Float64Array): Float64Array {
-    this.checkVector(w, 'w');
-    return this.call(() => this.nativeHandle.rowActivity(w)) as Float64Array;
+  /** A x (length size). */
+  rowActivity(x: Float64Array): Float64Array {
+    this.checkVector(x, 'x');
+    return this.call(() => this.nativeHandle.rowActivity(x)) as Float64Array;
   }
 
   /** The rows in CSR form (dense rows keep only their non-zeros). */

@@ -223,9 +223,9 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
   Napi::Value RowActivity(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     cuts::CutPool* p = mutablePool(env);
-    Eigen::VectorXd w = ToVector(env, info[0], "w", static_cast<size_t>(p->n()));
+    Eigen::VectorXd x = ToVector(env, info[0], "x", static_cast<size_t>(p->n()));
     Eigen::VectorXd out(p->size());
-    if (p->size() > 0) p->multiply(w.data(), out.data());
+    if (p->size() > 0) p->multiply(x.data(), out.data());
     return ToFloat64Array(env, out);
   }
 
@@ -345,7 +345,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("status", qp::StatusName(r.status));
     o.Set("solver", "dual");
-    o.Set("x", ToFloat64Array(env, r.w));
+    o.Set("x", ToFloat64Array(env, r.x));
     o.Set("y", ToFloat64Array(env, r.y));
     o.Set("z", ToFloat64Array(env, r.z));
     o.Set("objective", r.objective);
