@@ -188,7 +188,7 @@ export {
   type CutQpSnapshot,
   type CutPoolLike,
   type LabelledImages,
-  type PoolEntry,
+  type ParetoPoolEntry,
   type CandidateRecord,
   type IterationLog,
   type RoundSummary,

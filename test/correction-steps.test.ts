@@ -24,7 +24,7 @@ import { bestFeasibleViolation, finalAnswer, selectAndOffer } from '../lib/corre
 import { ParetoPool, dominates } from '../lib/correction/selection.js';
 import { stopReason, correctAfter } from '../lib/correction/stopping.js';
 import { appendExamples, endRound, restartRound, roundSummary } from '../lib/correction/rounds.js';
-import { checkResumable, initialState, snapshotState, type CorrectionProblem, type CorrectionState, type CutRecord, type PoolEntry } from '../lib/correction/state.js';
+import { checkResumable, initialState, snapshotState, type CorrectionProblem, type CorrectionState, type CutRecord, type ParetoPoolEntry } from '../lib/correction/state.js';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -34,7 +34,7 @@ function lcg(seed: number): () => number {
   };
 }
 
-function entry(id: number, violation: number, cleanLoss: number, eta: number, w = new Float64Array([id])): PoolEntry {
+function entry(id: number, violation: number, cleanLoss: number, eta: number, w = new Float64Array([id])): ParetoPoolEntry {
   return { id, round: 1, iteration: id, alpha: 0.5, violation, misclassified: violation > 0 ? 1 : 0, cleanLoss, distance: Math.abs(w[0]!), feasible: cleanLoss <= eta, w };
 }
 
@@ -114,7 +114,7 @@ describe('correction steps: state', () => {
   it('a snapshot does not change when the loop goes on', () => {
     const s = fresh();
     s.cuts.push({ id: 1, point: 0, example: 0, cls: 2, inactive: 0 });
-    const pool = new ParetoPool<PoolEntry>(s.pool);
+    const pool = new ParetoPool<ParetoPoolEntry>(s.pool);
     const snap = snapshotState(s, pool, 1234);
     s.cuts[0]!.inactive = 5;
     s.cuts.push({ id: 2, point: 1, example: -1, cls: -1, inactive: 0 });
@@ -403,7 +403,7 @@ describe('correction steps: the Pareto pool', () => {
   it('after every offer the pool holds only non-dominated points and the next iterate is a candidate', () => {
     const rand = lcg(5);
     const eta = 0.6;
-    const pool = new ParetoPool<PoolEntry>([entry(0, 5, 0.5, eta)]);
+    const pool = new ParetoPool<ParetoPoolEntry>([entry(0, 5, 0.5, eta)]);
     let id = 1;
     for (let k = 0; k < 30; k++) {
       const candidates = Array.from({ length: 4 }, () => entry(id++, Math.floor(rand() * 6), Math.round(rand() * 10) / 10, eta));
@@ -476,7 +476,7 @@ describe('correction steps: stopping and rounds', () => {
       w: Float64Array.from([3, 4]),
       eta,
       nextId: 20,
-      pool: [] as PoolEntry[],
+      pool: [] as ParetoPoolEntry[],
       candidates: [] as unknown[],
       bestViolation: 0,
       stall: 2,
@@ -487,7 +487,7 @@ describe('correction steps: stopping and rounds', () => {
     assert.deepEqual(Array.from(state.advImages), [1, 2, 5, 6, 7, 8]);
     assert.deepEqual(Array.from(state.advLabels), [3, 4, 5]);
     assert.deepEqual(Array.from(state.advRounds), [1, 2, 2]);
-    const pool = new ParetoPool<PoolEntry>([entry(1, 0, 0.1, eta)]);
+    const pool = new ParetoPool<ParetoPoolEntry>([entry(1, 0, 0.1, eta)]);
     restartRound(state, pool, { violation: 2, misclassified: 1, cleanLoss: 0.4, predictions: [] }, w0);
     assert.deepEqual(pool.members.map((p) => [p.id, p.round, p.distance, p.violation]), [[20, 2, 5, 2]]);
     assert.equal(state.nextId, 21);

@@ -110,13 +110,13 @@ describe('advcorrect qp (CLI end to end)', function () {
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as {
       solutions: Array<{ objective: number; objectiveInFile: number; maxViolation: number }>;
-      comparisons: Array<{ objectiveGap: number; distanceLinf: number; maxViolation: number }>;
+      comparisons: Array<{ objectiveDifference: number; distanceLinf: number; maxViolation: number }>;
     };
     assert.equal(out.solutions.length, 2);
     assert.ok(Math.abs(out.solutions[0].objective - hs.ObjectiveValue) < 1e-9 * Math.max(1, Math.abs(hs.ObjectiveValue)));
     assert.ok(out.solutions.every((s) => s.maxViolation < 1e-7));
     assert.equal(out.comparisons.length, 1);
-    assert.ok(Math.abs(out.comparisons[0].objectiveGap) < 1e-7, `objective gap ${out.comparisons[0].objectiveGap}`);
+    assert.ok(Math.abs(out.comparisons[0].objectiveDifference) < 1e-7, `objective difference ${out.comparisons[0].objectiveDifference}`);
     assert.ok(out.comparisons[0].distanceLinf < 1e-5, `distance ${out.comparisons[0].distanceLinf}`);
 
     // A perturbed solution is reported as such.

@@ -173,12 +173,12 @@ async function compareCommand(file: string, flags: { sol: string[]; json?: boole
     const a = evaluations[0];
     const b = evaluations[k + 1];
     const d = distance(points[0].x, p.x);
-    const gap = b.objective - a.objective;
+    const difference = b.objective - a.objective;
     return {
       reference: a.file,
       other: b.file,
-      objectiveGap: gap,
-      relativeObjectiveGap: Math.abs(gap) / Math.max(1, Math.abs(a.objective)),
+      objectiveDifference: difference,
+      relativeObjectiveDifference: Math.abs(difference) / Math.max(1, Math.abs(a.objective)),
       distanceL2: d.l2,
       distanceLinf: d.linf,
       maxViolation: Math.max(a.maxViolation, b.maxViolation),
@@ -199,7 +199,7 @@ async function compareCommand(file: string, flags: { sol: string[]; json?: boole
   }
   for (const c of comparisons) {
     lines.push(
-      `${c.other} vs ${c.reference}: objective gap ${fmt(c.objectiveGap)} (relative ${fmt(c.relativeObjectiveGap)}), ` +
+      `${c.other} vs ${c.reference}: objective difference ${fmt(c.objectiveDifference)} (relative ${fmt(c.relativeObjectiveDifference)}), ` +
         `distance ‖Δx‖₂ ${fmt(c.distanceL2)}, ‖Δx‖∞ ${fmt(c.distanceLinf)}, max violation ${fmt(c.maxViolation)}`,
     );
   }
@@ -243,7 +243,7 @@ export function register(program: Command): void {
   renamedFlag(solve, '--max-iter', '--max-iterations');
 
   qp.command('compare')
-    .description('Evaluate solution files on a problem: objective, violation, objective gap and distance between them')
+    .description('Evaluate solution files on a problem: objective, violation, objective difference and distance between them')
     .argument('<problem>', 'QPS file the solutions belong to')
     .option('--sol <file>', 'Gurobi-style .sol file (repeat: the first is the reference)', collect, [] as string[])
     .option('--json', 'print one JSON object on stdout')

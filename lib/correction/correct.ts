@@ -44,14 +44,14 @@ import {
   type CorrectionProblem,
   type CorrectionState,
   type LabelledImages,
-  type PoolEntry,
+  type ParetoPoolEntry,
 } from './state.js';
 import { budgetAfterIteration, budgetAfterRound, correctAfter, stopReason } from './stopping.js';
 import type { CorrectionProgress, CorrectionResult, IterationLog, StopReason } from './types.js';
 
 export type { CutPoolLike, CutRow } from './cuts.js';
 export { INFEASIBLE_RULE, dropInfeasible, type CutQpSnapshot } from './qp-step.js';
-export type { CorrectionState, CutRecord, LabelledImages, PoolEntry } from './state.js';
+export type { CorrectionState, CutRecord, LabelledImages, ParetoPoolEntry } from './state.js';
 
 export interface CorrectionControl {
   signal?: AbortSignal;
@@ -75,7 +75,7 @@ export interface CorrectionOutput {
   /** The final state (a finished checkpoint). */
   state: CorrectionState;
   /** The final front with weights (result.pool with w): the answer for another ω is chooseAnswer(front, ω, η). */
-  front: PoolEntry[];
+  front: ParetoPoolEntry[];
 }
 
 /**
@@ -185,7 +185,7 @@ export async function correct(
       state.cuts = [];
       await rebuildCuts(problem, cuts, stored, state.points, state.pointAdvCount, state.advImages, state.advLabels, checkAbort);
     }
-    const paretoPool = new ParetoPool<PoolEntry>(state.pool);
+    const paretoPool = new ParetoPool<ParetoPoolEntry>(state.pool);
     const snapshot = () => snapshotState(state, paretoPool, elapsed());
 
     // for r = 1..R
@@ -312,7 +312,7 @@ function iterationLog(
   cutsAdded: number,
   cutsRemoved: number,
   qp: { status: string; iterations: number; solveTimeMs: number; objective: number },
-  next: PoolEntry | undefined,
+  next: ParetoPoolEntry | undefined,
   distanceToW0: number,
   timeMs: number,
 ): IterationLog {

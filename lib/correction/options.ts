@@ -31,7 +31,7 @@ export interface CorrectionOptions {
   alphas: number[];
   /** Weight ω of the violation in the selection score ω·Ṽ + (1 − ω)·L̃ (the next iterate, and the answer from the final front). */
   omega: number;
-  /** Interior points of the closing segment w₀ → w* offered to the final front before ω picks the answer (0 = only w₀ and the pool). */
+  /** Interior points of the closing segment w₀ → w* offered to the final front before ω picks the answer (0 = only w₀ and the Pareto pool). */
   segmentPoints: number;
   /** R: outer rounds (round r > 1 regenerates X̃ against the corrected model). With budgetSeconds and no rounds given: BUDGET_MAX_ROUNDS. */
   rounds: number;

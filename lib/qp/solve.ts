@@ -163,7 +163,7 @@ function crossedResult(problem: QuadraticProgram, crossed: { message: string; ro
   const m = problem.rowLower.length;
   const x = new Float64Array(n);
   for (let j = 0; j < n; j++) x[j] = Math.min(Math.max(0, problem.varLower[j]), problem.varUpper[j]);
-  const gap = crossed.row !== undefined ? problem.rowLower[crossed.row] - problem.rowUpper[crossed.row] : problem.varLower[crossed.variable!] - problem.varUpper[crossed.variable!];
+  const crossing = crossed.row !== undefined ? problem.rowLower[crossed.row] - problem.rowUpper[crossed.row] : problem.varLower[crossed.variable!] - problem.varUpper[crossed.variable!];
   return {
     status: 'primal_infeasible',
     solver,
@@ -173,7 +173,7 @@ function crossedResult(problem: QuadraticProgram, crossed: { message: string; ro
     objective: NaN,
     iterations: 0,
     solveTimeMs: 0,
-    residuals: { primal: gap, dual: NaN, gap: NaN },
+    residuals: { primal: crossing, dual: NaN, gap: NaN },
     message: crossed.message,
   };
 }
