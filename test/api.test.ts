@@ -103,10 +103,10 @@ function docImports(file: string): DocImport[] {
   return out;
 }
 
-/** Names docs/api.md documents: `### \`name…\`` headings and `- **\`Name\`**` lines, before "Renamed in this version". */
+/** Names docs/api.md documents: `### \`name…\`` headings and `- **\`Name\`**` lines, before "Changed in 0.2.0". */
 function documentedNames(): Map<string, number> {
   const text = readFileSync(path.join(root, 'docs', 'api.md'), 'utf8');
-  const body = text.split(/^## Renamed in this version/m)[0];
+  const body = text.split(/^## Changed in 0\.2\.0/m)[0];
   const names = new Map<string, number>();
   body.split('\n').forEach((line, i) => {
     const heading = /^#{3,4} `(?:new |class )?([A-Za-z_$][\w$]*)/.exec(line);
@@ -184,5 +184,20 @@ describe('public API', function () {
     const notExported = [...documented.keys()].filter((name) => !exported.has(name));
     assert.deepEqual(undocumented, [], 'exported by lib/index.ts, missing from docs/api.md');
     assert.deepEqual(notExported.map((name) => `${name} (docs/api.md:${documented.get(name)})`), [], 'in docs/api.md, not exported by lib/index.ts');
+  });
+
+  it('the names renamed in 0.2.0 are exported only under their new spelling', function () {
+    const renamed: Record<string, string> = {
+      DEFAULT_QP_EPS: 'DEFAULT_QP_TOLERANCE',
+      DEFAULT_ADMM_EPS: 'DEFAULT_ADMM_TOLERANCE',
+      DEFAULT_DUAL_EPS: 'DEFAULT_DUAL_TOLERANCE',
+      PoolEntry: 'ParetoPoolEntry',
+    };
+    for (const [subpath, names] of entryNames) {
+      for (const [old, now] of Object.entries(renamed)) {
+        assert.ok(!names.has(old), `exports['${subpath}'] still has ${old}`);
+        if (subpath === '.' || !now.endsWith('Entry')) assert.ok(names.has(now), `exports['${subpath}'] lacks ${now}`);
+      }
+    }
   });
 });
