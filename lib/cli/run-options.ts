@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { AdvcorrectError } from '../errors.js';
 import type { DatasetName } from '../data/datasets.js';
 import { BUDGET_MAX_ROUNDS, DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import { APGD_DEFAULTS, SQUARE_DEFAULTS } from '../attacks/index.js';
@@ -185,7 +186,7 @@ export function applyDatasetPreset(cmd: Command, flags: Record<string, unknown>,
   for (const [key, value] of Object.entries(preset.options)) {
     if (key === 'attack') continue;
     const flag = OPTION_FLAGS[key];
-    if (!flag) throw new Error(`internal: preset option ${key} has no flag`);
+    if (!flag) throw new AdvcorrectError('ERR_UNSUPPORTED', `the ${dataset} preset sets options.${key}, which no flag of this command sets`);
     put(flag, value);
   }
   for (const [key, value] of Object.entries(preset.options.attack ?? {})) put(ATTACK_FLAGS[key]!, value);
