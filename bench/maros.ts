@@ -73,7 +73,7 @@ async function worker(name: string, solvers: QpSolverName[], levels: number[], t
       const started = performance.now();
       let record: Omit<RunRecord, 'date' | 'timeLimitS'>;
       try {
-        const result = await solveQp(problem, { solver, eps: level, timeLimitMs: timeLimitS * 1000, maxIterations: MAX_ITERATIONS });
+        const result = await solveQp(problem, { solver, tolerance: level, timeLimitMs: timeLimitS * 1000, maxIterations: MAX_ITERATIONS });
         const wallMs = performance.now() - started;
         record = {
           problem: name,
@@ -218,7 +218,7 @@ function report(index: IndexRecord[], records: RunRecord[]): string {
   lines.push(`- Machine: ${machine()} — shared with other work while this ran, so times are noisy.`);
   const limits = [...new Set(records.map((r) => r.timeLimitS))];
   lines.push(`- Time limit per problem and level: ${limits.join(', ')} s (qpbenchmark used 1000 s); ADMM iteration limit ${MAX_ITERATIONS.toExponential(0)} (so the time limit binds).`);
-  lines.push('- Solver settings: `solveQp(problem, { solver, eps: level })`, i.e. ADMM eps_abs = level, eps_rel = 0 (as qpbenchmark runs OSQP at a given accuracy); dual active-set KKT tolerance = level.');
+  lines.push('- Solver settings: `solveQp(problem, { solver, tolerance: level })`, i.e. ADMM absolute tolerance = level, relative tolerance 0 (as qpbenchmark runs OSQP at a given accuracy); dual active-set KKT tolerance = level.');
   lines.push('- **Success** = status `solved` AND primal residual ≤ level AND dual residual ≤ level AND duality gap ≤ level, all absolute ∞-norms recomputed from the problem data by lib/qp/residuals.ts (qpbenchmark\'s definition; see docs/qp-formats.md).');
   lines.push(`- **Shifted geometric mean** of the wall time of the solve call (setup + factorisation + iterations, not the QPS read), shift ${SHIFT_S} s, failures counted at the time limit. It is an absolute time in seconds here, not qpbenchmark's ratio to the best solver.`);
   lines.push('- Run dates: ' + [...new Set(records.map((r) => r.date.slice(0, 10)))].join(', ') + '.');

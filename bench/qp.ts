@@ -211,7 +211,7 @@ async function runCase(n: number, m: number, density: number, highs: Highs | und
     const row = maker.row();
     const rhs = maker.rhs(row, w0, -0.01);
     started = performance.now();
-    pool.appendDense(row, rhs);
+    pool.appendDense(row, -Infinity, rhs);
     appendMs += performance.now() - started;
   }
   cpuSince();
@@ -234,7 +234,7 @@ async function runCase(n: number, m: number, density: number, highs: Highs | und
   // 10 new cuts that cut off the current solution, then a warm solve (includes folding them into G).
   for (let k = 0; k < 10; k++) {
     const row = maker.row();
-    pool.appendDense(row, maker.rhs(row, cold.x, -0.01));
+    pool.appendDense(row, -Infinity, maker.rhs(row, cold.x, -0.01));
   }
   cpuSince();
   started = performance.now();
@@ -251,7 +251,7 @@ async function runCase(n: number, m: number, density: number, highs: Highs | und
   try {
     cpuSince();
     started = performance.now();
-    const admm = await pool.solve(w0, { solver: 'admm', eps: 1e-4, warmStart: false, timeLimitMs: 300000 });
+    const admm = await pool.solve(w0, { solver: 'admm', tolerance: 1e-4, warmStart: false, timeLimitMs: 300000 });
     record(n, m + 10, density, 'ADMM to 1e-4, cold', admm, performance.now() - started, pool,
       `objective rel. diff to dual = ${fmt(Math.abs(admm.objective - warm.objective) / Math.max(1e-300, warm.objective))}`);
   } catch (error) {

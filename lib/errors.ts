@@ -37,3 +37,15 @@ export class AdvcorrectError extends Error {
 export function abortError(signal: AbortSignal): AdvcorrectError {
   return new AdvcorrectError('ERR_ABORTED', 'The operation was aborted', { cause: signal.reason });
 }
+
+/**
+ * Refuses option keys that a release renamed, so that an old spelling is never silently
+ * ignored: `renamed` maps each old key to its new one, and the first old key that `options`
+ * gives a value (not undefined) throws `TypeError: options.eps was renamed options.tolerance`
+ * (with `prefix` in place of "options").
+ */
+export function rejectRenamedKeys(options: object, renamed: Readonly<Record<string, string>>, prefix = 'options'): void {
+  for (const [old, now] of Object.entries(renamed)) {
+    if ((options as Record<string, unknown>)[old] !== undefined) throw new TypeError(`${prefix}.${old} was renamed ${prefix}.${now}`);
+  }
+}

@@ -167,16 +167,16 @@ describe('ADMM (OSQP algorithm)', function () {
       { n: 5, m: 40, density: 0.9, bounds: true, label: 'many rows, tiny n' },
     ];
     for (const [index, s] of shapes.entries()) {
-      for (const eps of [1e-4, 1e-8]) {
-        it(`${s.label} (n=${s.n}, m=${s.m}) to eps ${eps}`, async function () {
+      for (const tolerance of [1e-4, 1e-8]) {
+        it(`${s.label} (n=${s.n}, m=${s.m}) to tolerance ${tolerance}`, async function () {
           const d = randomQp(100 + index, s.n, s.m, s.density, s.bounds, s.kinds);
-          const result = await solveAdmm(toProblem(d), { epsAbs: eps, epsRel: 0, maxIterations: 50000 });
+          const result = await solveAdmm(toProblem(d), { tolerance, relativeTolerance: 0, maxIterations: 50000 });
           assert.equal(result.status, 'solved');
           assert.equal(result.solver, 'admm');
           const res = denseResiduals(d, result);
           const scale = Math.max(1, ...d.q.map(Math.abs));
-          assert.ok(res.primal <= eps * scale, `primal residual ${res.primal}`);
-          assert.ok(res.dual <= eps * scale, `dual residual ${res.dual}`);
+          assert.ok(res.primal <= tolerance * scale, `primal residual ${res.primal}`);
+          assert.ok(res.dual <= tolerance * scale, `dual residual ${res.dual}`);
           assert.ok(Math.abs(res.objective - result.objective) <= 1e-9 * (1 + Math.abs(res.objective)));
           assert.ok(Math.abs(res.primal - result.residuals.primal) <= 1e-9 * (1 + res.primal));
         });
@@ -188,7 +188,7 @@ describe('ADMM (OSQP algorithm)', function () {
       for (let seed = 0; seed < 4; seed++) {
         const d = randomQp(200 + seed, 8 + 3 * seed, 5 + 4 * seed, 0.4, seed % 2 === 0);
         const problem = toProblem(d, `h${seed}`);
-        const ours = await solveAdmm(problem, { epsAbs: 1e-9, epsRel: 0, maxIterations: 50000 });
+        const ours = await solveAdmm(problem, { tolerance: 1e-9, relativeTolerance: 0, maxIterations: 50000 });
         assert.equal(ours.status, 'solved');
         const theirs = highs.solve(writeLp(problem)) as unknown as { Status: string; ObjectiveValue: number; Columns: Record<string, { Primal: number }> };
         assert.equal(theirs.Status, 'Optimal');
@@ -207,9 +207,9 @@ describe('ADMM (OSQP algorithm)', function () {
     it('warm-started from its own solution converges in very few iterations', function () {
       const d = randomQp(300, 40, 30, 0.2, true);
       const problem = toProblem(d);
-      const cold = solveAdmmSync(problem, { epsAbs: 1e-6, epsRel: 0, polish: false });
+      const cold = solveAdmmSync(problem, { tolerance: 1e-6, relativeTolerance: 0, polish: false });
       assert.equal(cold.status, 'solved');
-      const warm = solveAdmmSync(problem, { epsAbs: 1e-6, epsRel: 0, polish: false, warmStart: { x: cold.x, y: cold.y, z: cold.z } });
+      const warm = solveAdmmSync(problem, { tolerance: 1e-6, relativeTolerance: 0, polish: false, warmStart: { x: cold.x, y: cold.y, z: cold.z } });
       assert.equal(warm.status, 'solved');
       assert.ok(warm.iterations <= admmDefaults().checkTermination, `warm start took ${warm.iterations} iterations (cold ${cold.iterations})`);
       assert.ok(warm.iterations < cold.iterations);
@@ -262,7 +262,7 @@ describe('ADMM (OSQP algorithm)', function () {
       // Abort from the first progress report (or after 3 s if none came).
       const fallback = setTimeout(() => controller.abort(), 3000);
       const r = await solveAdmm(problem, {
-        epsAbs: 1e-15, epsRel: 0, polish: false, maxIterations: 100_000_000, adaptiveRho: false, rho: 1e-4,
+        tolerance: 1e-15, relativeTolerance: 0, polish: false, maxIterations: 100_000_000, adaptiveRho: false, rho: 1e-4,
         signal: controller.signal,
         onProgress: (p) => {
           progress.push(p.iteration);
@@ -275,12 +275,12 @@ describe('ADMM (OSQP algorithm)', function () {
       await assert.rejects(solveAdmm(problem, { signal: controller.signal }), (e: unknown) => e instanceof AdvcorrectError && e.code === 'ERR_ABORTED');
     });
 
-    it('returns max_iter_reached and time_limit_reached as statuses', async function () {
+    it('returns iteration_limit_reached and time_limit_reached as statuses', async function () {
       const d = randomQp(500, 60, 40, 0.2, true);
-      const r = await solveAdmm(toProblem(d), { epsAbs: 1e-14, epsRel: 0, polish: false, maxIterations: 30 });
-      assert.equal(r.status, 'max_iter_reached');
+      const r = await solveAdmm(toProblem(d), { tolerance: 1e-14, relativeTolerance: 0, polish: false, maxIterations: 30 });
+      assert.equal(r.status, 'iteration_limit_reached');
       assert.equal(r.iterations, 30);
-      const t = await solveAdmm(toProblem(d), { epsAbs: 1e-15, epsRel: 0, polish: false, maxIterations: 100_000_000, timeLimitMs: 30, adaptiveRho: false, rho: 1e-4 });
+      const t = await solveAdmm(toProblem(d), { tolerance: 1e-15, relativeTolerance: 0, polish: false, maxIterations: 100_000_000, timeLimitMs: 30, adaptiveRho: false, rho: 1e-4 });
       assert.equal(t.status, 'time_limit_reached');
     });
 
@@ -316,7 +316,7 @@ describe('ADMM (OSQP algorithm)', function () {
         const index = JSON.parse(readFileSync(path.join(marosDir, 'index.json'), 'utf8')) as { problems: Array<{ name: string; objective_ref: number }> };
         const ref = index.problems.find((p) => p.name === name)!.objective_ref;
         const problem = await readQpsFile(file);
-        const r: AdmmResult = await solveAdmm(problem, { epsAbs: 1e-6, epsRel: 0, maxIterations: 100000 });
+        const r: AdmmResult = await solveAdmm(problem, { tolerance: 1e-6, relativeTolerance: 0, maxIterations: 100000 });
         assert.equal(r.status, 'solved');
         const check = kktResiduals(problem, r.x, r.y, r.z);
         assert.ok(check.primal <= 1e-6 && check.dual <= 1e-6 && check.gap <= 1e-5, `residuals ${check.primal} ${check.dual}`);
@@ -343,12 +343,12 @@ describe('ADMM (OSQP algorithm)', function () {
         const a = Array.from({ length: n }, () => (rand() < 0.3 ? gaussian(rand) : 0));
         rows.push(a);
         ub.push(-0.2 + 0.1 * rand()); // w = 0 is not feasible for most, a small w is
-        pool.appendDense(Float64Array.from(a), ub[i]);
+        pool.appendDense(Float64Array.from(a), -Infinity, ub[i]);
       }
-      const r = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, maxIterations: 50000 });
+      const r = await solveCutPoolAdmm(pool, w0, { tolerance: 1e-8, relativeTolerance: 0, maxIterations: 50000 });
       const P = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? diagonal[i] : 0)));
       const d: DenseQp = { P, q: Array.from(w0, (w, j) => -diagonal[j] * w), A: rows, l: ub.map(() => -Infinity), u: ub, lb: Array.from(lower), ub: Array.from(upper) };
-      const general = await solveAdmm(toProblem(d), { epsAbs: 1e-8, epsRel: 0, maxIterations: 50000 });
+      const general = await solveAdmm(toProblem(d), { tolerance: 1e-8, relativeTolerance: 0, maxIterations: 50000 });
       assert.equal(r.status, 'solved');
       assert.equal(general.status, 'solved');
       const res = denseResiduals(d, r);
@@ -356,9 +356,9 @@ describe('ADMM (OSQP algorithm)', function () {
       const shift = w0.reduce((s, w, j) => s + 0.5 * diagonal[j] * w * w, 0);
       assert.ok(Math.abs(r.objective - (general.objective + shift)) <= 1e-6 * (1 + Math.abs(r.objective)));
       // The pool recorded the multipliers: the next solve starts from them.
-      const again = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false });
+      const again = await solveCutPoolAdmm(pool, w0, { tolerance: 1e-8, relativeTolerance: 0, polish: false });
       assert.equal(again.status, 'solved');
-      const cold = await solveCutPoolAdmm(pool, w0, { epsAbs: 1e-8, epsRel: 0, polish: false, warmStart: false });
+      const cold = await solveCutPoolAdmm(pool, w0, { tolerance: 1e-8, relativeTolerance: 0, polish: false, warmStart: false });
       assert.equal(cold.status, 'solved');
       assert.ok(again.iterations <= 2 * admmDefaults().checkTermination && again.iterations < cold.iterations, `warm ${again.iterations} vs cold ${cold.iterations}`);
     });

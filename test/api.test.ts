@@ -9,17 +9,6 @@ import path from 'node:path';
 import ts from 'typescript';
 import { packageRoot } from '../lib/native.js';
 
-/**
- * Public names renamed in this version (new name → old name) while the rename itself lands in a
- * later commit: until then a name counts as exported or documented under either spelling.
- * Remove an entry (or the whole list) once the code exports the new name.
- */
-const RENAMED_PENDING: Readonly<Record<string, string>> = {
-  DEFAULT_QP_TOLERANCE: 'DEFAULT_QP_EPS',
-  DEFAULT_ADMM_TOLERANCE: 'DEFAULT_ADMM_EPS',
-  DEFAULT_DUAL_TOLERANCE: 'DEFAULT_DUAL_EPS',
-};
-
 const PACKAGE = 'advcorrect';
 const root = packageRoot;
 
@@ -68,18 +57,6 @@ function exportLists(file: string): { names: Map<string, 'type' | 'value'>; star
   return { names, starExports };
 }
 
-/** Both spellings of a name while its rename is pending. */
-function spellings(name: string): string[] {
-  const out = [name];
-  if (RENAMED_PENDING[name]) out.push(RENAMED_PENDING[name]);
-  for (const [renamed, old] of Object.entries(RENAMED_PENDING)) if (old === name) out.push(renamed);
-  return out;
-}
-
-function hasName(set: ReadonlySet<string> | ReadonlyMap<string, unknown>, name: string): boolean {
-  return spellings(name).some((n) => set.has(n));
-}
-
 function markdownFiles(): string[] {
   const files = [path.join(root, 'README.md')];
   const walk = (dir: string): void => {
@@ -126,10 +103,10 @@ function docImports(file: string): DocImport[] {
   return out;
 }
 
-/** Names docs/api.md documents: `### \`name…\`` headings and `- **\`Name\`**` lines, before "Renamed in this version". */
+/** Names docs/api.md documents: `### \`name…\`` headings and `- **\`Name\`**` lines, before "Changed in 0.2.0". */
 function documentedNames(): Map<string, number> {
   const text = readFileSync(path.join(root, 'docs', 'api.md'), 'utf8');
-  const body = text.split(/^## Renamed in this version/m)[0];
+  const body = text.split(/^## Changed in 0\.2\.0/m)[0];
   const names = new Map<string, number>();
   body.split('\n').forEach((line, i) => {
     const heading = /^#{3,4} `(?:new |class )?([A-Za-z_$][\w$]*)/.exec(line);
@@ -196,16 +173,31 @@ describe('public API', function () {
       const names = entryNames.get(subpath);
       assert.ok(names, `${where}: '${im.specifier}' is not in package.json exports (ERR_PACKAGE_PATH_NOT_EXPORTED)`);
       await import(im.specifier);
-      for (const name of im.names) assert.ok(hasName(names, name), `${where}: '${im.specifier}' does not export ${name}`);
+      for (const name of im.names) assert.ok(names.has(name), `${where}: '${im.specifier}' does not export ${name}`);
     }
   });
 
   it('docs/api.md documents exactly what lib/index.ts exports', function () {
     const exported = exportLists(path.join(root, 'lib', 'index.ts')).names;
     const documented = documentedNames();
-    const undocumented = [...exported.keys()].filter((name) => !hasName(documented, name));
-    const notExported = [...documented.keys()].filter((name) => !hasName(exported, name));
+    const undocumented = [...exported.keys()].filter((name) => !documented.has(name));
+    const notExported = [...documented.keys()].filter((name) => !exported.has(name));
     assert.deepEqual(undocumented, [], 'exported by lib/index.ts, missing from docs/api.md');
     assert.deepEqual(notExported.map((name) => `${name} (docs/api.md:${documented.get(name)})`), [], 'in docs/api.md, not exported by lib/index.ts');
+  });
+
+  it('the names renamed in 0.2.0 are exported only under their new spelling', function () {
+    const renamed: Record<string, string> = {
+      DEFAULT_QP_EPS: 'DEFAULT_QP_TOLERANCE',
+      DEFAULT_ADMM_EPS: 'DEFAULT_ADMM_TOLERANCE',
+      DEFAULT_DUAL_EPS: 'DEFAULT_DUAL_TOLERANCE',
+      PoolEntry: 'ParetoPoolEntry',
+    };
+    for (const [subpath, names] of entryNames) {
+      for (const [old, now] of Object.entries(renamed)) {
+        assert.ok(!names.has(old), `exports['${subpath}'] still has ${old}`);
+        if (subpath === '.' || !now.endsWith('Entry')) assert.ok(names.has(now), `exports['${subpath}'] lacks ${now}`);
+      }
+    }
   });
 });

@@ -24,7 +24,7 @@ import { bestFeasibleViolation, finalAnswer, selectAndOffer } from '../lib/corre
 import { ParetoPool, dominates } from '../lib/correction/selection.js';
 import { stopReason, correctAfter } from '../lib/correction/stopping.js';
 import { appendExamples, endRound, restartRound, roundSummary } from '../lib/correction/rounds.js';
-import { checkResumable, initialState, snapshotState, type CorrectionProblem, type CorrectionState, type CutRecord, type PoolEntry } from '../lib/correction/state.js';
+import { checkResumable, initialState, snapshotState, type CorrectionProblem, type CorrectionState, type CutRecord, type ParetoPoolEntry } from '../lib/correction/state.js';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -34,23 +34,23 @@ function lcg(seed: number): () => number {
   };
 }
 
-function entry(id: number, violation: number, cleanLoss: number, eta: number, w = new Float64Array([id])): PoolEntry {
+function entry(id: number, violation: number, cleanLoss: number, eta: number, w = new Float64Array([id])): ParetoPoolEntry {
   return { id, round: 1, iteration: id, alpha: 0.5, violation, misclassified: violation > 0 ? 1 : 0, cleanLoss, distance: Math.abs(w[0]!), feasible: cleanLoss <= eta, w };
 }
 
 /** A cut pool that only records what it is given (the loop's bookkeeping against it). */
 class RecordingPool implements CutPoolLike {
-  rows: Array<{ id: number; kind: 'dense' | 'sparse'; type: string; upper: number }> = [];
+  rows: Array<{ id: number; kind: 'dense' | 'sparse'; type: string; lower: number; upper: number }> = [];
   private next = 1;
   get size(): number {
     return this.rows.length;
   }
-  appendDense(row: Float32Array | Float64Array, upper: number): number {
-    this.rows.push({ id: this.next, kind: 'dense', type: row.constructor.name, upper });
+  appendDense(row: Float32Array | Float64Array, lower: number, upper: number): number {
+    this.rows.push({ id: this.next, kind: 'dense', type: row.constructor.name, lower, upper });
     return this.next++;
   }
-  appendSparse(_index: Int32Array, value: Float32Array | Float64Array, upper: number): number {
-    this.rows.push({ id: this.next, kind: 'sparse', type: value.constructor.name, upper });
+  appendSparse(_index: Int32Array, value: Float32Array | Float64Array, lower: number, upper: number): number {
+    this.rows.push({ id: this.next, kind: 'sparse', type: value.constructor.name, lower, upper });
     return this.next++;
   }
   remove(ids: Int32Array): number {
@@ -114,7 +114,7 @@ describe('correction steps: state', () => {
   it('a snapshot does not change when the loop goes on', () => {
     const s = fresh();
     s.cuts.push({ id: 1, point: 0, example: 0, cls: 2, inactive: 0 });
-    const pool = new ParetoPool<PoolEntry>(s.pool);
+    const pool = new ParetoPool<ParetoPoolEntry>(s.pool);
     const snap = snapshotState(s, pool, 1234);
     s.cuts[0]!.inactive = 5;
     s.cuts.push({ id: 2, point: 1, example: -1, cls: -1, inactive: 0 });
@@ -242,6 +242,8 @@ describe('correction steps: cuts', () => {
     live.append(0, { example: 1, cls: 2, index: Int32Array.from([2]), value: Float32Array.from([5]), upper: 2 });
     live.append(1, { example: -1, cls: -1, index: Int32Array.from([0, 1, 2, 3]), value: Float64Array.from([1, 1, 1, 1]), upper: 3 });
     assert.deepEqual(pool.rows.map((r) => `${r.kind}:${r.type}`), ['dense:Float32Array', 'sparse:Float32Array', 'dense:Float64Array']);
+    // Cuts are one-sided, bounds in the order (lower, upper).
+    assert.deepEqual(pool.rows.map((r) => [r.lower, r.upper]), [[-Infinity, 1], [-Infinity, 2], [-Infinity, 3]]);
     assert.deepEqual(holder.cuts.map((c) => [c.id, c.point, c.example, c.cls]), [[1, 0, 0, 1], [2, 0, 1, 2], [3, 1, -1, -1]]);
     assert.equal(live.dumpRows!.size, 3);
     assert.equal(live.remove([2]), 1);
@@ -305,7 +307,7 @@ describe('correction steps: the QP step', () => {
         live.append(0, { example: r, cls: 1, index: Int32Array.from({ length: n }, (_, j) => j), value, upper: -0.3 });
       }
       const seen: number[] = [];
-      const step = await solveCutQp(live, w0, { solver: 'dual', qpEps: 1e-9, qpTimeLimitMs: 0 }, { round: 1, iteration: 1 }, { checkAbort: () => undefined, onQp: (qp) => void seen.push(qp.attempt) });
+      const step = await solveCutQp(live, w0, { solver: 'dual', qpTolerance: 1e-9, qpTimeLimitMs: 0 }, { round: 1, iteration: 1 }, { checkAbort: () => undefined, onQp: (qp) => void seen.push(qp.attempt) });
       assert.equal(step.qp.status, 'solved');
       assert.equal(step.usable, true);
       assert.equal(step.removed, 0);
@@ -340,7 +342,7 @@ describe('correction steps: the QP step', () => {
     const live = new LiveCuts(fake, 2, holder);
     for (const example of [0, 1, -1]) live.append(0, { example, cls: example < 0 ? -1 : 1, index: Int32Array.from([0]), value: Float32Array.from([1]), upper: 0 });
     const events: unknown[] = [];
-    const step = await solveCutQp(live, new Float64Array(2), { solver: 'dual', qpEps: 1e-9, qpTimeLimitMs: 0 }, { round: 2, iteration: 3 }, { checkAbort: () => undefined, onInfeasible: (e) => events.push(e) });
+    const step = await solveCutQp(live, new Float64Array(2), { solver: 'dual', qpTolerance: 1e-9, qpTimeLimitMs: 0 }, { round: 2, iteration: 3 }, { checkAbort: () => undefined, onInfeasible: (e) => events.push(e) });
     assert.equal(solves, 2);
     assert.equal(step.qp.status, 'solved');
     assert.equal(step.removed, 1, 'the margin cut in the support; the loss cut stays');
@@ -351,7 +353,7 @@ describe('correction steps: the QP step', () => {
   });
 
   it('usable statuses and the CSR snapshot of the cuts', () => {
-    for (const s of ['solved', 'solved_inaccurate', 'max_iter_reached', 'time_limit_reached']) assert.equal(usableStatus(s), true, s);
+    for (const s of ['solved', 'solved_inaccurate', 'iteration_limit_reached', 'time_limit_reached']) assert.equal(usableStatus(s), true, s);
     for (const s of ['primal_infeasible', 'dual_infeasible', 'aborted', 'numerical_error']) assert.equal(usableStatus(s), false, s);
     const rows = new Map([
       [4, { index: Int32Array.from([1, 3]), value: Float64Array.from([0.5, 2]), upper: 1 }],
@@ -401,7 +403,7 @@ describe('correction steps: the Pareto pool', () => {
   it('after every offer the pool holds only non-dominated points and the next iterate is a candidate', () => {
     const rand = lcg(5);
     const eta = 0.6;
-    const pool = new ParetoPool<PoolEntry>([entry(0, 5, 0.5, eta)]);
+    const pool = new ParetoPool<ParetoPoolEntry>([entry(0, 5, 0.5, eta)]);
     let id = 1;
     for (let k = 0; k < 30; k++) {
       const candidates = Array.from({ length: 4 }, () => entry(id++, Math.floor(rand() * 6), Math.round(rand() * 10) / 10, eta));
@@ -474,7 +476,7 @@ describe('correction steps: stopping and rounds', () => {
       w: Float64Array.from([3, 4]),
       eta,
       nextId: 20,
-      pool: [] as PoolEntry[],
+      pool: [] as ParetoPoolEntry[],
       candidates: [] as unknown[],
       bestViolation: 0,
       stall: 2,
@@ -485,7 +487,7 @@ describe('correction steps: stopping and rounds', () => {
     assert.deepEqual(Array.from(state.advImages), [1, 2, 5, 6, 7, 8]);
     assert.deepEqual(Array.from(state.advLabels), [3, 4, 5]);
     assert.deepEqual(Array.from(state.advRounds), [1, 2, 2]);
-    const pool = new ParetoPool<PoolEntry>([entry(1, 0, 0.1, eta)]);
+    const pool = new ParetoPool<ParetoPoolEntry>([entry(1, 0, 0.1, eta)]);
     restartRound(state, pool, { violation: 2, misclassified: 1, cleanLoss: 0.4, predictions: [] }, w0);
     assert.deepEqual(pool.members.map((p) => [p.id, p.round, p.distance, p.violation]), [[20, 2, 5, 2]]);
     assert.equal(state.nextId, 21);

@@ -195,8 +195,8 @@ describe('correction: the cutting-plane loop on a small real setting', function 
         get size() {
           return inner.size;
         },
-        appendDense: (r, u, l) => inner.appendDense(r, u, l),
-        appendSparse: (i, v, u, l) => inner.appendSparse(i, v, u, l),
+        appendDense: (r, lower, upper) => inner.appendDense(r, lower, upper),
+        appendSparse: (i, v, lower, upper) => inner.appendSparse(i, v, lower, upper),
         remove: (ids) => inner.remove(ids),
         dispose: () => inner.dispose?.(),
         solve: async (w0, o) => {
@@ -313,7 +313,7 @@ describe('correction: options', () => {
       [{ solver: 'gurobi' }, 'TypeError', `options.solver must be one of 'dual', 'admm', got "gurobi"`],
       [{ layers: [] }, 'TypeError', "options.layers must be 'all' or a non-empty array of layer names"],
       [{ eta: 0 }, 'RangeError', 'options.eta must be a finite number > 0, got 0'],
-      [{ qpEps: 2 }, 'RangeError', 'options.qpEps must be in (0, 1), got 2'],
+      [{ qpTolerance: 2 }, 'RangeError', 'options.qpTolerance must be in (0, 1), got 2'],
       [{ attack: { eps: 0 } }, 'RangeError', 'options.attack.eps must be a finite number > 0, got 0'],
       [{ attack: { randomStart: 1 } }, 'TypeError', 'options.attack.randomStart must be a boolean'],
       [{ attack: { norm: 'l2' } }, 'TypeError', 'options.attack.norm is not an attack option'],

@@ -40,8 +40,8 @@ describe('CutPool', function () {
     assert.ok(maxRelDiff(pool.gram(), gramFromScratch(pool, qp.diagonal)) < 1e-13);
     // Appends after G exists are folded in incrementally.
     for (const row of qp.rows.slice(20)) {
-      if (row.dense) pool.appendDense(row.single ? Float32Array.from(expand(row.index, row.value, qp.n)) : expand(row.index, row.value, qp.n), row.upper, row.lower);
-      else pool.appendSparse(row.index, row.value, row.upper, row.lower);
+      if (row.dense) pool.appendDense(row.single ? Float32Array.from(expand(row.index, row.value, qp.n)) : expand(row.index, row.value, qp.n), row.lower, row.upper);
+      else pool.appendSparse(row.index, row.value, row.lower, row.upper);
     }
     assert.ok(maxRelDiff(pool.gram(), gramFromScratch(pool, qp.diagonal)) < 1e-13);
     const ids = pool.ids();
@@ -49,7 +49,7 @@ describe('CutPool', function () {
     assert.equal(pool.size, ids.length - 3);
     assert.ok(maxRelDiff(pool.gram(), gramFromScratch(pool, qp.diagonal)) < 1e-13);
     // Removals while appends are pending (G not yet updated) also keep it exact.
-    pool.appendSparse(new Int32Array([1, 5]), new Float64Array([2, -1]), 3);
+    pool.appendSparse(new Int32Array([1, 5]), new Float64Array([2, -1]), -Infinity, 3);
     pool.remove([pool.ids()[2]]);
     assert.ok(maxRelDiff(pool.gram(), gramFromScratch(pool, qp.diagonal)) < 1e-13);
     const removed = pool.removeDuplicates(1e-9);
@@ -59,14 +59,14 @@ describe('CutPool', function () {
 
   it('ids are stable and increasing; remove ignores unknown ids', function () {
     const pool = new CutPool(3);
-    const a = pool.appendDense(new Float64Array([1, 0, 0]), 1);
-    const b = pool.appendDense(new Float64Array([0, 1, 0]), 1);
-    const c = pool.appendSparse(new Int32Array([2]), new Float32Array([1]), 1);
+    const a = pool.appendDense(new Float64Array([1, 0, 0]), -Infinity, 1);
+    const b = pool.appendDense(new Float64Array([0, 1, 0]), -Infinity, 1);
+    const c = pool.appendSparse(new Int32Array([2]), new Float32Array([1]), -Infinity, 1);
     assert.deepEqual(pool.ids(), [a, b, c]);
     assert.ok(a < b && b < c);
     assert.equal(pool.remove([b, 12345]), 1);
     assert.deepEqual(pool.ids(), [a, c]);
-    const d = pool.appendDense(new Float64Array([1, 1, 1]), 1);
+    const d = pool.appendDense(new Float64Array([1, 1, 1]), -Infinity, 1);
     assert.ok(d > c);
     assert.deepEqual(pool.rowBounds().upper, new Float64Array([1, 1, 1]));
   });
@@ -74,14 +74,14 @@ describe('CutPool', function () {
   it('removeDuplicates drops exact, scaled and zero rows but keeps distinct or tighter ones', function () {
     const pool = new CutPool(4, { diagonal: new Float64Array([1, 2, 3, 4]) });
     const base = new Float64Array([1, 2, 0, -1]);
-    const keep1 = pool.appendDense(base, 1);
-    pool.appendDense(base.slice(), 1); // exact duplicate
-    pool.appendDense(base.map((v) => 3 * v), 3); // scaled copy, same half-space
-    const tighter = pool.appendDense(base.map((v) => 3 * v), 2); // parallel but tighter: a different constraint
-    pool.appendSparse(new Int32Array(0), new Float64Array(0), 1, -1); // zero row, always satisfied
-    const zeroInfeasible = pool.appendSparse(new Int32Array(0), new Float64Array(0), -1); // zero row, never satisfied: kept
-    const other = pool.appendDense(new Float64Array([0, 0, 1, 0]), 1);
-    const nearDup = pool.appendDense(new Float64Array([1, 2, 1e-7, -1]), 1); // cosine ≈ 1 − 1e-15
+    const keep1 = pool.appendDense(base, -Infinity, 1);
+    pool.appendDense(base.slice(), -Infinity, 1); // exact duplicate
+    pool.appendDense(base.map((v) => 3 * v), -Infinity, 3); // scaled copy, same half-space
+    const tighter = pool.appendDense(base.map((v) => 3 * v), -Infinity, 2); // parallel but tighter: a different constraint
+    pool.appendSparse(new Int32Array(0), new Float64Array(0), -1, 1); // zero row, always satisfied
+    const zeroInfeasible = pool.appendSparse(new Int32Array(0), new Float64Array(0), -Infinity, -1); // zero row, never satisfied: kept
+    const other = pool.appendDense(new Float64Array([0, 0, 1, 0]), -Infinity, 1);
+    const nearDup = pool.appendDense(new Float64Array([1, 2, 1e-7, -1]), -Infinity, 1); // cosine ≈ 1 − 1e-15
     assert.equal(pool.removeDuplicates(1e-9), 4);
     assert.deepEqual(pool.ids(), [keep1, tighter, zeroInfeasible, other]);
     assert.ok(!pool.ids().includes(nearDup));
@@ -89,8 +89,8 @@ describe('CutPool', function () {
 
   it('removeInactive drops rows with a zero multiplier in the last k solves', async function () {
     const pool = new CutPool(2);
-    const active = pool.appendDense(new Float64Array([1, 0]), 0); // cuts off w0 = (1, 1)
-    pool.appendDense(new Float64Array([0, 1]), 5); // never active
+    const active = pool.appendDense(new Float64Array([1, 0]), -Infinity, 0); // cuts off w0 = (1, 1)
+    pool.appendDense(new Float64Array([0, 1]), -Infinity, 5); // never active
     const w0 = new Float64Array([1, 1]);
     await pool.solve(w0);
     assert.equal(pool.removeInactive(2), 0);
@@ -104,11 +104,11 @@ describe('CutPool', function () {
     const empty = new CutPool(n);
     const base = empty.memoryBytes();
     const f32 = new CutPool(n);
-    f32.appendDense(new Float32Array(n).fill(1), 1);
+    f32.appendDense(new Float32Array(n).fill(1), -Infinity, 1);
     const f64 = new CutPool(n);
-    f64.appendDense(new Float64Array(n).fill(1), 1);
+    f64.appendDense(new Float64Array(n).fill(1), -Infinity, 1);
     const sparse = new CutPool(n);
-    sparse.appendSparse(Int32Array.from({ length: 1000 }, (_, k) => k * 10), new Float64Array(1000).fill(1), 1);
+    sparse.appendSparse(Int32Array.from({ length: 1000 }, (_, k) => k * 10), new Float64Array(1000).fill(1), -Infinity, 1);
     const rowF32 = f32.memoryBytes() - base;
     const rowF64 = f64.memoryBytes() - base;
     const rowSparse = sparse.memoryBytes() - base;
@@ -123,8 +123,8 @@ describe('CutPool', function () {
     const n = 50;
     const pool = new CutPool(n);
     const dense = Float64Array.from({ length: n }, () => (rand() < 0.3 ? normal(rand) : 0));
-    pool.appendDense(dense, 1);
-    pool.appendSparse(new Int32Array([3, 9, 49]), new Float32Array([0.5, -2, 4]), 1);
+    pool.appendDense(dense, -Infinity, 1);
+    pool.appendSparse(new Int32Array([3, 9, 49]), new Float32Array([0.5, -2, 4]), -Infinity, 1);
     const w = Float64Array.from({ length: n }, () => normal(rand));
     const act = pool.rowActivity(w);
     let expected0 = 0;
@@ -147,17 +147,17 @@ describe('CutPool', function () {
       ['negative scalar D', () => new CutPool(2, { diagonal: -1 }), RangeError, 'diagonal must be positive and finite, got -1'],
       ['D of wrong length', () => new CutPool(2, { diagonal: new Float64Array(3).fill(1) }), RangeError, 'diagonal must have length 2, got 3'],
       ['bounds crossed', () => new CutPool(1, { lower: new Float64Array([1]), upper: new Float64Array([0]) }), RangeError, 'lower[0] (1) must not exceed upper[0] (0)'],
-      ['row of wrong length', () => pool.appendDense(new Float64Array(2), 1), RangeError, 'row must have length 3, got 2'],
-      ['row not typed', () => pool.appendDense([1, 2, 3] as unknown as Float64Array, 1), TypeError, 'row must be a Float32Array or Float64Array'],
-      ['NaN in row', () => pool.appendDense(new Float64Array([1, NaN, 0]), 1), RangeError, 'row[1] must be finite, got NaN'],
-      ['NaN bound', () => pool.appendDense(new Float64Array(3), NaN), RangeError, 'upper must not be NaN'],
-      ['lower > upper', () => pool.appendDense(new Float64Array(3), 0, 1), RangeError, 'lower (1) must not exceed upper (0)'],
-      ['unsorted indices', () => pool.appendSparse(new Int32Array([2, 1]), new Float64Array(2), 1), RangeError, 'index must be strictly increasing (index[0] = 2, index[1] = 1)'],
-      ['repeated index', () => pool.appendSparse(new Int32Array([1, 1]), new Float64Array(2), 1), RangeError, 'index must be strictly increasing (index[0] = 1, index[1] = 1)'],
-      ['index out of range', () => pool.appendSparse(new Int32Array([0, 3]), new Float64Array(2), 1), RangeError, 'index[1] = 3 is out of range [0, 3)'],
-      ['negative index', () => pool.appendSparse(new Int32Array([-1]), new Float64Array(1), 1), RangeError, 'index[0] = -1 is out of range [0, 3)'],
-      ['index/value lengths', () => pool.appendSparse(new Int32Array([0]), new Float64Array(2), 1), RangeError, 'index and value must have the same length, got 1 and 2'],
-      ['index type', () => pool.appendSparse(new Float64Array([0]) as unknown as Int32Array, new Float64Array(1), 1), TypeError, 'index must be an Int32Array'],
+      ['row of wrong length', () => pool.appendDense(new Float64Array(2), -Infinity, 1), RangeError, 'row must have length 3, got 2'],
+      ['row not typed', () => pool.appendDense([1, 2, 3] as unknown as Float64Array, -Infinity, 1), TypeError, 'row must be a Float32Array or Float64Array'],
+      ['NaN in row', () => pool.appendDense(new Float64Array([1, NaN, 0]), -Infinity, 1), RangeError, 'row[1] must be finite, got NaN'],
+      ['NaN bound', () => pool.appendDense(new Float64Array(3), -Infinity, NaN), RangeError, 'upper must not be NaN'],
+      ['lower > upper', () => pool.appendDense(new Float64Array(3), 1, 0), RangeError, 'lower (1) must not exceed upper (0)'],
+      ['unsorted indices', () => pool.appendSparse(new Int32Array([2, 1]), new Float64Array(2), -Infinity, 1), RangeError, 'index must be strictly increasing (index[0] = 2, index[1] = 1)'],
+      ['repeated index', () => pool.appendSparse(new Int32Array([1, 1]), new Float64Array(2), -Infinity, 1), RangeError, 'index must be strictly increasing (index[0] = 1, index[1] = 1)'],
+      ['index out of range', () => pool.appendSparse(new Int32Array([0, 3]), new Float64Array(2), -Infinity, 1), RangeError, 'index[1] = 3 is out of range [0, 3)'],
+      ['negative index', () => pool.appendSparse(new Int32Array([-1]), new Float64Array(1), -Infinity, 1), RangeError, 'index[0] = -1 is out of range [0, 3)'],
+      ['index/value lengths', () => pool.appendSparse(new Int32Array([0]), new Float64Array(2), -Infinity, 1), RangeError, 'index and value must have the same length, got 1 and 2'],
+      ['index type', () => pool.appendSparse(new Float64Array([0]) as unknown as Int32Array, new Float64Array(1), -Infinity, 1), TypeError, 'index must be an Int32Array'],
       ['empty pool', () => pool.solveSync(new Float64Array(3)), RangeError, 'the cut pool is empty: append at least one row before solving'],
       ['removeInactive(0)', () => pool.removeInactive(0), RangeError, 'k must be a positive integer, got 0'],
       ['removeDuplicates(1)', () => pool.removeDuplicates(1), RangeError, 'tol must be in [0, 1), got 1'],
@@ -170,10 +170,10 @@ describe('CutPool', function () {
 
     it('checks solve arguments', function () {
       const p = new CutPool(2);
-      p.appendDense(new Float64Array([1, 1]), 0);
+      p.appendDense(new Float64Array([1, 1]), -Infinity, 0);
       assert.throws(() => p.solveSync(new Float64Array(3)), /^RangeError: w0 must have length 2, got 3$/);
       assert.throws(() => p.solveSync(new Float64Array([0, Infinity])), /^RangeError: w0\[1\] must be finite, got Infinity$/);
-      assert.throws(() => p.solveSync(new Float64Array(2), { eps: -1 }), /^RangeError: options.eps must be a positive number, got -1$/);
+      assert.throws(() => p.solveSync(new Float64Array(2), { tolerance: -1 }), /^RangeError: options.tolerance must be a positive number, got -1$/);
       assert.throws(() => p.solveSync(new Float64Array(2), { solver: 'simplex' as 'dual' }), /^RangeError: options.solver must be 'dual' or 'admm', got 'simplex'$/);
       assert.throws(() => p.solveSync(new Float64Array(2), { maxIterations: 1.5 }), /^RangeError: options.maxIterations must be a positive integer, got 1.5$/);
     });
@@ -182,17 +182,17 @@ describe('CutPool', function () {
       const native = loadNative();
       assert.throws(() => new native.CutPool(-1), RangeError);
       const raw = new native.CutPool(3);
-      assert.throws(() => raw.appendDense(new Float64Array(2), 1, -Infinity), RangeError);
-      assert.throws(() => raw.appendDense(new Int8Array(3), 1, -Infinity), TypeError);
-      assert.throws(() => raw.appendSparse(new Int32Array([5]), new Float64Array([1]), 1, -Infinity), /out of range/);
-      assert.throws(() => raw.appendSparse(new Int32Array([1, 0]), new Float64Array([1, 1]), 1, -Infinity), /strictly increasing/);
-      assert.throws(() => raw.appendDense(new Float64Array([NaN, 0, 0]), 1, -Infinity), /finite/);
+      assert.throws(() => raw.appendDense(new Float64Array(2), -Infinity, 1), RangeError);
+      assert.throws(() => raw.appendDense(new Int8Array(3), -Infinity, 1), TypeError);
+      assert.throws(() => raw.appendSparse(new Int32Array([5]), new Float64Array([1]), -Infinity, 1), /out of range/);
+      assert.throws(() => raw.appendSparse(new Int32Array([1, 0]), new Float64Array([1, 1]), -Infinity, 1), /strictly increasing/);
+      assert.throws(() => raw.appendDense(new Float64Array([NaN, 0, 0]), -Infinity, 1), /finite/);
       assert.throws(() => raw.solveDualSync(new Float64Array(3), {}), /empty/);
       assert.throws(() => raw.setDiagonal(new Float64Array([1, -1, 1])), RangeError);
       assert.throws(() => native.admmSolveCutPoolSync({}, new Float64Array(3), {}), TypeError);
-      raw.appendDense(new Float64Array([1, 0, 0]), 0, -Infinity);
+      raw.appendDense(new Float64Array([1, 0, 0]), -Infinity, 0);
       assert.throws(() => raw.solveDualSync(new Float64Array(3), {}, undefined, {}), TypeError);
-      assert.throws(() => raw.solveDualSync(new Float64Array(3), { eps: NaN }), RangeError);
+      assert.throws(() => raw.solveDualSync(new Float64Array(3), { tolerance: NaN }), RangeError);
       raw.dispose();
       assert.throws(() => raw.size, /disposed/);
     });

@@ -118,7 +118,7 @@ describe('dual active-set solver', function () {
 
     it('proves infeasibility from variable bounds alone', async function () {
       const pool = new CutPool(3, { lower: new Float64Array([0, 0, 0]), upper: new Float64Array([1, 1, 1]) });
-      pool.appendDense(new Float64Array([1, 1, 1]), Infinity, 4); // x1 + x2 + x3 ≥ 4 > 3
+      pool.appendDense(new Float64Array([1, 1, 1]), 4, Infinity); // x1 + x2 + x3 ≥ 4 > 3
       const result = await pool.solve(new Float64Array(3));
       assert.equal(result.status, 'primal_infeasible');
       const y = result.certificate!;
@@ -132,7 +132,7 @@ describe('dual active-set solver', function () {
 
     it('reports a violated zero row as infeasible', async function () {
       const pool = new CutPool(4);
-      pool.appendSparse(new Int32Array(0), new Float64Array(0), -1);
+      pool.appendSparse(new Int32Array(0), new Float64Array(0), -Infinity, -1);
       const result = await pool.solve(new Float64Array(4));
       assert.equal(result.status, 'primal_infeasible');
       assert.equal(result.certificate![0], 1);
@@ -209,7 +209,7 @@ describe('dual active-set solver', function () {
       assert.ok(result.iterations >= progress[progress.length - 1], `stopped at ${result.iterations}, last report ${progress[progress.length - 1]}`);
       // The pool is usable again.
       const done = await pool.solve(w0, { maxIterations: 3 });
-      assert.equal(done.status, 'max_iter_reached');
+      assert.equal(done.status, 'iteration_limit_reached');
       // It stopped part way: a full solve takes more iterations.
       const full = await pool.solve(w0, { warmStart: false });
       assert.equal(full.status, 'solved');
@@ -218,14 +218,14 @@ describe('dual active-set solver', function () {
 
     it('rejects with ERR_ABORTED when the signal is already aborted', async function () {
       const pool = new CutPool(2);
-      pool.appendDense(new Float64Array([1, 1]), 0);
+      pool.appendDense(new Float64Array([1, 1]), -Infinity, 0);
       await assert.rejects(pool.solve(new Float64Array([1, 1]), { signal: AbortSignal.abort() }), (e: unknown) => e instanceof AdvcorrectError && e.code === 'ERR_ABORTED');
     });
 
     it('honours maxIterations and timeLimitMs, and reports progress', async function () {
       const { pool, w0 } = bigPool();
       const limited = await pool.solve(w0, { maxIterations: 10, warmStart: false });
-      assert.equal(limited.status, 'max_iter_reached');
+      assert.equal(limited.status, 'iteration_limit_reached');
       assert.equal(limited.iterations, 10);
       const progress: number[] = [];
       const full = await pool.solve(w0, { warmStart: false, progressIntervalMs: 0, onProgress: (p) => progress.push(p.iteration) });
@@ -250,7 +250,7 @@ describe('dual active-set solver', function () {
         for (const row of rows) {
           let activity = 0;
           for (let j = 0; j < n; j++) activity += row[j] * w0[j];
-          pool.appendDense(row, activity - 1);
+          pool.appendDense(row, -Infinity, activity - 1);
         }
         return pool;
       };
@@ -283,7 +283,7 @@ describe('dual active-set solver', function () {
     it('rejects appends while a solve runs, and a throwing progress callback ends the solve', async function () {
       const { pool, w0 } = bigPool();
       const running = pool.solve(w0, { warmStart: false });
-      assert.throws(() => pool.appendDense(new Float64Array(pool.n), 1), /in use by a running solve/);
+      assert.throws(() => pool.appendDense(new Float64Array(pool.n), -Infinity, 1), /in use by a running solve/);
       await running;
       await assert.rejects(
         pool.solve(w0, { warmStart: false, progressIntervalMs: 0, onProgress: () => { throw new Error('stop here'); } }),
@@ -295,7 +295,7 @@ describe('dual active-set solver', function () {
       const qp = randomCutQp({ n: 60, m: 40, density: 0.4, seed: 53, bounds: true });
       const pool = buildPool(qp);
       const dual = await pool.solve(qp.w0);
-      const admm = await pool.solve(qp.w0, { solver: 'admm', eps: 1e-6, warmStart: false });
+      const admm = await pool.solve(qp.w0, { solver: 'admm', tolerance: 1e-6, warmStart: false });
       assert.equal(admm.solver, 'admm');
       assert.equal(admm.status, 'solved');
       assert.ok(Math.abs(admm.objective - dual.objective) <= 1e-4 * (1 + dual.objective), `${admm.objective} vs ${dual.objective}`);

@@ -250,11 +250,11 @@ describe('hardening (issue 13)', function () {
 
     it('CutPool.solve() after dispose() throws AdvcorrectError ERR_DISPOSED', async () => {
       const pool = new CutPool(3);
-      pool.appendDense(Float64Array.of(1, 1, 1), 1);
+      pool.appendDense(Float64Array.of(1, 1, 1), -Infinity, 1);
       pool.dispose();
       await assert.rejects(pool.solve(new Float64Array(3)), rejectsWith('ERR_DISPOSED', /disposed/));
       assert.throws(() => pool.size, rejectsWith('ERR_DISPOSED', /disposed/));
-      assert.throws(() => pool.appendDense(Float64Array.of(1, 0, 0), 1), rejectsWith('ERR_DISPOSED', /disposed/));
+      assert.throws(() => pool.appendDense(Float64Array.of(1, 0, 0), -Infinity, 1), rejectsWith('ERR_DISPOSED', /disposed/));
       pool.dispose(); // a second dispose is harmless
     });
   });
@@ -386,7 +386,7 @@ describe('hardening (issue 13)', function () {
         try { w0 = new Float64Array(n); } catch (e) { console.log('JS-ALLOC ' + e.message); process.exit(0); }
         try {
           const pool = new CutPool(n);
-          pool.appendSparse(Int32Array.of(0, n - 1), Float64Array.of(1, 1), 1);
+          pool.appendSparse(Int32Array.of(0, n - 1), Float64Array.of(1, 1), -Infinity, 1);
           const r = await pool.solve(w0);
           console.log('STATUS ' + r.status);
         } catch (e) { console.log('ERROR ' + e.name + ' ' + e.code + ' ' + e.message); }
@@ -485,7 +485,7 @@ describe('hardening (issue 13)', function () {
     });
 
     it('a bad flag value exits 2 with commander’s message', async () => {
-      const r = await run('qp', 'solve', 'x.qps', '--eps', 'abc');
+      const r = await run('qp', 'solve', 'x.qps', '--tolerance', 'abc');
       assert.equal(r.code, 2);
       assert.match(r.stderr, /expected a number, got 'abc'/);
     });

@@ -52,7 +52,7 @@ describe('Maros–Mészáros subset', function () {
       const rec = index!.get(name)!;
       const problem = await readQpsFile(path.join(marosDir, `${name}.qps.gz`));
       assert.ok('reason' in positiveDiagonal(problem), `${name} should be outside the dual solver's class`);
-      const result = await solveQp(problem, { solver: 'admm', eps: 1e-8, timeLimitMs: 20000 });
+      const result = await solveQp(problem, { solver: 'admm', tolerance: 1e-8, timeLimitMs: 20000 });
       assert.equal(result.solverUsed, 'admm');
       assert.equal(result.status, 'solved', `${name}: ${result.status}`);
       const scale = Math.max(1, Math.abs(rec.objective_ref));
@@ -68,7 +68,7 @@ describe('Maros–Mészáros subset', function () {
 
   it("'auto' picks ADMM for a general Hessian and says why", async () => {
     const problem = await readQpsFile(path.join(marosDir, 'HS35.qps.gz'));
-    const result = await solveQp(problem, { solver: 'auto', eps: 1e-8 });
+    const result = await solveQp(problem, { solver: 'auto', tolerance: 1e-8 });
     assert.equal(result.solverUsed, 'admm');
     assert.match(result.solverReason, /off-diagonal/);
     assert.ok(isSuccess(result.status, result.check, 1e-6));
@@ -89,7 +89,7 @@ describe('Maros–Mészáros subset', function () {
       const rec = index!.get(name)!;
       const problem = await readQpsFile(path.join(marosDir, `${name}.qps.gz`));
       assert.ok('diagonal' in positiveDiagonal(problem), `${name} should fit the dual solver`);
-      const result = await solveQp(problem, { solver: 'auto', eps: 1e-9, timeLimitMs: 20000 });
+      const result = await solveQp(problem, { solver: 'auto', tolerance: 1e-9, timeLimitMs: 20000 });
       assert.equal(result.solverUsed, 'dual', `${name}: auto should pick the dual solver`);
       assert.equal(result.status, 'solved', `${name}: ${result.status}`);
       const scale = Math.max(1, Math.abs(rec.objective_ref));

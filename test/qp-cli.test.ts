@@ -68,7 +68,7 @@ describe('advcorrect qp (CLI end to end)', function () {
 
   it('qp solve --json prints one object with the documented fields and writes the .sol', async () => {
     const sol = path.join(dir, 'ours.sol');
-    const r = await run('qp', 'solve', problemFile, '--solver', 'admm', '--eps', '1e-9', '--json', '--solution-out', sol);
+    const r = await run('qp', 'solve', problemFile, '--solver', 'admm', '--tolerance', '1e-9', '--json', '--solution-out', sol);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
     for (const key of ['status', 'objective', 'iterations', 'solveTimeMs', 'residuals', 'solver']) assert.ok(key in out, key);
@@ -104,19 +104,19 @@ describe('advcorrect qp (CLI end to end)', function () {
     const highsSol = path.join(dir, 'highs.sol');
     await writeFile(highsSol, writeSolution(names, names.map((n) => hs.Columns[n].Primal), hs.ObjectiveValue));
     const oursSol = path.join(dir, 'ours2.sol');
-    assert.equal((await run('qp', 'solve', problemFile, '--solver', 'admm', '--eps', '1e-10', '--solution-out', oursSol)).code, 0);
+    assert.equal((await run('qp', 'solve', problemFile, '--solver', 'admm', '--tolerance', '1e-10', '--solution-out', oursSol)).code, 0);
 
     const r = await run('qp', 'compare', problemFile, '--sol', highsSol, '--sol', oursSol, '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as {
       solutions: Array<{ objective: number; objectiveInFile: number; maxViolation: number }>;
-      comparisons: Array<{ objectiveGap: number; distanceLinf: number; maxViolation: number }>;
+      comparisons: Array<{ objectiveDifference: number; distanceLinf: number; maxViolation: number }>;
     };
     assert.equal(out.solutions.length, 2);
     assert.ok(Math.abs(out.solutions[0].objective - hs.ObjectiveValue) < 1e-9 * Math.max(1, Math.abs(hs.ObjectiveValue)));
     assert.ok(out.solutions.every((s) => s.maxViolation < 1e-7));
     assert.equal(out.comparisons.length, 1);
-    assert.ok(Math.abs(out.comparisons[0].objectiveGap) < 1e-7, `objective gap ${out.comparisons[0].objectiveGap}`);
+    assert.ok(Math.abs(out.comparisons[0].objectiveDifference) < 1e-7, `objective difference ${out.comparisons[0].objectiveDifference}`);
     assert.ok(out.comparisons[0].distanceLinf < 1e-5, `distance ${out.comparisons[0].distanceLinf}`);
 
     // A perturbed solution is reported as such.
@@ -159,7 +159,7 @@ describe('advcorrect qp (CLI end to end)', function () {
     const r = await run('qp', 'solve', broken);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /broken\.qps:11: unknown row 'flor'/);
-    const flag = await run('qp', 'solve', problemFile, '--eps', '-1');
+    const flag = await run('qp', 'solve', problemFile, '--tolerance', '-1');
     assert.notEqual(flag.code, 0);
     assert.match(flag.stderr, /expected a positive number/);
     const dual = await run('qp', 'solve', problemFile, '--solver', 'dual');
@@ -172,7 +172,7 @@ describe('advcorrect qp (CLI end to end)', function () {
       console.log(`skipped: ${marosDir} is absent (the Maros–Mészáros set of ../shared)`);
       this.skip();
     }
-    const r = await run('qp', 'solve', path.join(marosDir, 'QAFIRO.qps.gz'), '--json', '--eps', '1e-9');
+    const r = await run('qp', 'solve', path.join(marosDir, 'QAFIRO.qps.gz'), '--json', '--tolerance', '1e-9');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { objective: number; status: string };
     const index = JSON.parse(await readFile(path.join(marosDir, 'index.json'), 'utf8')) as {

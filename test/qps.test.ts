@@ -630,7 +630,7 @@ describe('residuals', () => {
       assert.ok(res.gap < 1e-5 * boundMass, `${name} gap ${res.gap} (bound mass ${boundMass})`);
       assert.ok(Math.abs(res.dualObjective - res.objective) < 1e-5 * boundMass);
       assert.ok(isSuccess('solved', res, 1e-5 * boundMass));
-      assert.ok(!isSuccess('max_iter_reached', res, 1e-5 * boundMass));
+      assert.ok(!isSuccess('iteration_limit_reached', res, 1e-5 * boundMass));
       if (y.some((v) => Math.abs(v) > 1e-3)) {
         const wrong = kktResiduals(p, x, y.map((v) => -v), z);
         assert.ok(wrong.dual > 1e-4, `${name}: flipping y must break stationarity`);
@@ -707,9 +707,9 @@ describe('cut-QP dump', () => {
       for (let k = 0; k < 5; k++) {
         const index = Int32Array.from([k, k + 3, k + 6]);
         const value = Float64Array.from([1, r() - 0.5, -1]);
-        pool.appendSparse(index, value, -0.2 - r() * 0.3, k === 2 ? -1 : -Infinity);
+        pool.appendSparse(index, value, k === 2 ? -1 : -Infinity, -0.2 - r() * 0.3);
       }
-      const ours = await pool.solve(w0, { eps: 1e-10 });
+      const ours = await pool.solve(w0, { tolerance: 1e-10 });
       assert.equal(ours.status, 'solved');
       const dir = await mkdtemp(path.join(os.tmpdir(), 'cutpool-'));
       try {

@@ -156,7 +156,7 @@ describe('selection: weighted choice', () => {
   it('rejects bad arguments with exact messages', () => {
     assert.throws(() => chooseWeighted([], [], 0.2, 1), { name: 'RangeError', message: 'chooseWeighted needs at least one candidate' });
     assert.throws(() => chooseWeighted([point(0, 1, 1)], [], 1.5, 1), { name: 'RangeError', message: 'omega must be in [0, 1]' });
-    assert.throws(() => chooseFinal([], 1), { name: 'RangeError', message: 'chooseFinal needs a non-empty pool' });
+    assert.throws(() => chooseFinal([], 1), { name: 'RangeError', message: 'chooseFinal needs a non-empty Pareto pool' });
   });
 
   it('chooseFinal takes the least-violation loss-feasible member', () => {

@@ -170,6 +170,7 @@ export function lossGradient(
   loss: AttackLoss = 'ce',
   targets?: Int32Array,
 ): { grad: Float32Array; logits: Float32Array } {
+  if (loss !== 'ce' && !(targets instanceof Int32Array)) throw new TypeError(`targets must be an Int32Array for the '${loss}' loss`);
   const bsz = x.length / p.graph.inputSize;
   const classes = p.graph.numClasses;
   let logitValues: Float32Array | undefined;
@@ -182,8 +183,7 @@ export function lossGradient(
         const target = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
         return tf.sub(tf.sum(tf.logSumExp(logits, 1)), tf.sum(tf.mul(logits, target))) as tf.Scalar;
       }
-      if (!targets) throw new Error('internal: the DLR-targeted loss needs targets');
-      const { numerator, denominator } = dlrCoefficients(logitValues, labels, targets, classes);
+      const { numerator, denominator } = dlrCoefficients(logitValues, labels, targets!, classes);
       const num = tf.sum(tf.mul(logits, tf.tensor2d(numerator, [bsz, classes])), 1);
       const den = tf.add(tf.sum(tf.mul(logits, tf.tensor2d(denominator, [bsz, classes])), 1), 1e-12);
       return tf.neg(tf.sum(tf.div(num, den))) as tf.Scalar;

@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ARCH_NAMES, type ArchName } from '../models/architectures.js';
 
 /** Option parsers for commander that reject junk with a message naming the expected form. */
@@ -70,6 +70,20 @@ export function usageErrorsExitTwo(command: Command): Command {
     if (error.exitCode === 0) throw error;
     throw new CommanderError(2, error.code, error.message);
   });
+}
+
+/**
+ * Keeps a flag that a release renamed from being accepted or reported as merely unknown: `old`
+ * stays a hidden option of `command` (with an optional value), and giving it stops the command
+ * before its action with the one line "OLD was renamed NOW" (a TypeError: exit 2).
+ */
+export function renamedFlag(command: Command, old: string, now: string): Command {
+  const option = new Option(`${old} [value]`).hideHelp();
+  command.addOption(option);
+  command.hook('preAction', (thisCommand) => {
+    if (thisCommand.getOptionValue(option.attributeName()) !== undefined) throw new TypeError(`${old} was renamed ${now}`);
+  });
+  return command;
 }
 
 /** What `--model` takes, in every command's help. */

@@ -11,10 +11,10 @@ import { readQpsFile } from '../qp/qps-reader.js';
 import { writeQps } from '../qp/qps-writer.js';
 import { distance, evaluatePrimal } from '../qp/residuals.js';
 import { readSolutionFile, solutionVector, writeSolutionFile } from '../qp/solution.js';
-import { solveQp, DEFAULT_QP_EPS, type QpSolverChoice } from '../qp/solve.js';
+import { solveQp, DEFAULT_QP_TOLERANCE, type QpSolverChoice } from '../qp/solve.js';
 import type { QuadraticProgram } from '../qp/types.js';
 import type { QpStatus } from '../qp/types.js';
-import { parseNonNegativeNumber, parsePositiveInteger, parsePositiveNumber, printJson } from './common.js';
+import { parseNonNegativeNumber, parsePositiveInteger, parsePositiveNumber, printJson, renamedFlag } from './common.js';
 
 /** Exit code of `qp solve` for each status (docs/errors.md). */
 export const QP_EXIT_CODES: Record<QpStatus, number> = {
@@ -22,7 +22,7 @@ export const QP_EXIT_CODES: Record<QpStatus, number> = {
   solved_inaccurate: 3,
   primal_infeasible: 4,
   dual_infeasible: 5,
-  max_iter_reached: 6,
+  iteration_limit_reached: 6,
   time_limit_reached: 7,
   non_convex: 8,
   aborted: 130,
@@ -60,9 +60,9 @@ function sizeOf(problem: QuadraticProgram): { n: number; m: number; nnzA: number
 
 interface SolveFlags {
   solver: QpSolverChoice;
-  eps: number;
+  tolerance: number;
   timeLimit: number;
-  maxIter?: number;
+  maxIterations?: number;
   json?: boolean;
   solutionOut?: string;
   quiet?: boolean;
@@ -90,9 +90,9 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
   try {
     result = await solveQp(problem, {
       solver: flags.solver,
-      eps: flags.eps,
+      tolerance: flags.tolerance,
       timeLimitMs: flags.timeLimit > 0 ? flags.timeLimit * 1000 : undefined,
-      maxIterations: flags.maxIter,
+      maxIterations: flags.maxIterations,
       signal: controller.signal,
       onProgress: progress,
     });
@@ -125,7 +125,7 @@ async function solveCommand(file: string, flags: SolveFlags): Promise<void> {
       solverReason: result.solverReason,
       message: result.message ?? null,
       exitCode: QP_EXIT_CODES[result.status],
-      eps: flags.eps,
+      tolerance: flags.tolerance,
       timeLimit: flags.timeLimit,
       solutionFile: flags.solutionOut ?? null,
     });
@@ -173,12 +173,12 @@ async function compareCommand(file: string, flags: { sol: string[]; json?: boole
     const a = evaluations[0];
     const b = evaluations[k + 1];
     const d = distance(points[0].x, p.x);
-    const gap = b.objective - a.objective;
+    const difference = b.objective - a.objective;
     return {
       reference: a.file,
       other: b.file,
-      objectiveGap: gap,
-      relativeObjectiveGap: Math.abs(gap) / Math.max(1, Math.abs(a.objective)),
+      objectiveDifference: difference,
+      relativeObjectiveDifference: Math.abs(difference) / Math.max(1, Math.abs(a.objective)),
       distanceL2: d.l2,
       distanceLinf: d.linf,
       maxViolation: Math.max(a.maxViolation, b.maxViolation),
@@ -199,7 +199,7 @@ async function compareCommand(file: string, flags: { sol: string[]; json?: boole
   }
   for (const c of comparisons) {
     lines.push(
-      `${c.other} vs ${c.reference}: objective gap ${fmt(c.objectiveGap)} (relative ${fmt(c.relativeObjectiveGap)}), ` +
+      `${c.other} vs ${c.reference}: objective difference ${fmt(c.objectiveDifference)} (relative ${fmt(c.relativeObjectiveDifference)}), ` +
         `distance ‖Δx‖₂ ${fmt(c.distanceL2)}, ‖Δx‖∞ ${fmt(c.distanceLinf)}, max violation ${fmt(c.maxViolation)}`,
     );
   }
@@ -216,7 +216,8 @@ async function convertCommand(file: string, flags: { to: 'lp' | 'qps'; out: stri
 export function register(program: Command): void {
   const qp = program.command('qp').description('Solve, compare and convert convex QPs (QPS, CPLEX LP, Gurobi .sol)');
 
-  qp.command('solve')
+  const solve = qp.command('solve');
+  solve
     .description('Solve a convex QP from a (gzipped) QPS file')
     .argument('<file>', 'QPS file (free MPS + QUADOBJ), .gz allowed')
     .addOption(
@@ -224,9 +225,9 @@ export function register(program: Command): void {
         .choices(['auto', 'dual', 'admm'])
         .default('auto'),
     )
-    .option('--eps <tol>', 'target absolute accuracy (dual: KKT tolerance; ADMM: eps_abs, with eps_rel = 0)', parsePositiveNumber, DEFAULT_QP_EPS)
+    .option('--tolerance <tol>', 'target absolute accuracy (dual: KKT tolerance; ADMM: absolute tolerance, relative tolerance 0)', parsePositiveNumber, DEFAULT_QP_TOLERANCE)
     .option('--time-limit <seconds>', 'wall-clock limit for the solve (0: none)', parseNonNegativeNumber, DEFAULT_QP_TIME_LIMIT_S)
-    .option('--max-iter <n>', 'iteration limit', parsePositiveInteger)
+    .option('--max-iterations <n>', 'iteration limit', parsePositiveInteger)
     .option('--solution-out <file>', 'write the solution as a Gurobi-style .sol file')
     .option('--json', 'print one JSON object on stdout')
     .option('--quiet', 'no progress lines on stderr')
@@ -234,13 +235,15 @@ export function register(program: Command): void {
       'after',
       '\nResiduals are recomputed from the problem data (absolute ∞-norms: primal violation, ‖Px+q+Aᵀy+z‖, duality gap).\n' +
         'Exit code by status (the result is printed in every case): 0 solved, 3 solved_inaccurate, 4 primal_infeasible,\n' +
-        '5 dual_infeasible, 6 max_iter_reached, 7 time_limit_reached, 8 non_convex, 130 aborted (Ctrl-C);\n' +
+        '5 dual_infeasible, 6 iteration_limit_reached, 7 time_limit_reached, 8 non_convex, 130 aborted (Ctrl-C);\n' +
         '1 for an unreadable or malformed file, 2 for bad arguments (docs/errors.md).',
     )
     .action(solveCommand);
+  renamedFlag(solve, '--eps', '--tolerance');
+  renamedFlag(solve, '--max-iter', '--max-iterations');
 
   qp.command('compare')
-    .description('Evaluate solution files on a problem: objective, violation, objective gap and distance between them')
+    .description('Evaluate solution files on a problem: objective, violation, objective difference and distance between them')
     .argument('<problem>', 'QPS file the solutions belong to')
     .option('--sol <file>', 'Gurobi-style .sol file (repeat: the first is the reference)', collect, [] as string[])
     .option('--json', 'print one JSON object on stdout')

@@ -5,13 +5,14 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { AdvcorrectError } from '../errors.js';
 import type { DatasetName } from '../data/datasets.js';
 import { BUDGET_MAX_ROUNDS, DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import { APGD_DEFAULTS, SQUARE_DEFAULTS } from '../attacks/index.js';
 import { ADV_SOURCES, DATASET_PRESETS, type AdvSource } from '../correction/presets.js';
 import { metricRows, type RunDocument } from '../report/index.js';
 import { DEFAULT_EVALUATION_ATTACKS, EVALUATION_ATTACKS, type CorrectionRunSettings, type DrawSettings, type EvaluationSettings, type ModelSettings } from '../runs/index.js';
-import { parseFiniteNumber, parseNonNegativeInteger, parseNonNegativeNumber, parseNumberList, parsePositiveInteger, parsePositiveNumber } from './common.js';
+import { parseFiniteNumber, parseNonNegativeInteger, parseNonNegativeNumber, parseNumberList, parsePositiveInteger, parsePositiveNumber, renamedFlag } from './common.js';
 import { parseBackend, parseLabels } from './eval.js';
 
 export function parseUnit(value: string): number {
@@ -68,6 +69,7 @@ export function addMethodOptions(cmd: Command): Command {
   cmd.hook('preAction', (command) => {
     command.setOptionValueWithSource('roundsGiven', command.getOptionValueSource('rounds') === 'cli', 'implied');
   });
+  renamedFlag(cmd, '--qp-eps', '--qp-tolerance');
   return cmd
     .option('--omega <w>', 'ω: weight of the violation in the score ω·Ṽ + (1 − ω)·L̃ that picks the answer from the final Pareto front (1 = the least violation, 0 = the least clean loss)', parseUnit, d.omega)
     .option('--segment-points <n>', 'points of the segment w₀ → w* added to the final front before ω picks the answer (0 = none)', parseNonNegativeInteger, d.segmentPoints)
@@ -88,7 +90,7 @@ export function addMethodOptions(cmd: Command): Command {
     .addOption(new Option('--violation <v>', 'V: sum of positive margin violations, or fraction of X̃ misclassified').choices(['sum', 'fraction']).default(d.violation))
     .addOption(new Option('--layers <list>', "layers that move: 'all' or comma-separated names").argParser(parseLayers).default('all'))
     .addOption(new Option('--solver <s>', 'QP solver of the cut pool').choices(['dual', 'admm']).default(d.solver))
-    .option('--qp-eps <e>', 'QP tolerance', parsePositiveNumber, d.qpEps)
+    .option('--qp-tolerance <t>', 'tolerance of each cut QP', parsePositiveNumber, d.qpTolerance)
     .option('--qp-time-limit <s>', 'per-QP time limit in seconds (0 = none)', parseNonNegativeNumber, 0)
     .option('--max-cuts <n>', 'cut-pool size limit (longest-inactive cuts go first)', parsePositiveInteger, d.maxCuts)
     .option('--drop-inactive <k>', 'drop cuts inactive for k consecutive solves (0 = never)', parseNonNegativeInteger, d.dropInactiveAfter)
@@ -184,7 +186,7 @@ export function applyDatasetPreset(cmd: Command, flags: Record<string, unknown>,
   for (const [key, value] of Object.entries(preset.options)) {
     if (key === 'attack') continue;
     const flag = OPTION_FLAGS[key];
-    if (!flag) throw new Error(`internal: preset option ${key} has no flag`);
+    if (!flag) throw new AdvcorrectError('ERR_UNSUPPORTED', `the ${dataset} preset sets options.${key}, which no flag of this command sets`);
     put(flag, value);
   }
   for (const [key, value] of Object.entries(preset.options.attack ?? {})) put(ATTACK_FLAGS[key]!, value);
@@ -266,7 +268,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSet
     violation: flags.violation as 'sum' | 'fraction',
     layers: flags.layers as 'all' | string[],
     solver: flags.solver as 'dual' | 'admm',
-    qpEps: flags.qpEps as number,
+    qpTolerance: flags.qpTolerance as number,
     qpTimeLimitMs: (flags.qpTimeLimit as number) * 1000,
     maxCuts: flags.maxCuts as number,
     dropInactiveAfter: flags.dropInactive as number,

@@ -27,7 +27,7 @@ import { CutPool } from '../qp/cut-pool.js';
 import { candidateEntry, evaluatePoint, measureStart } from './criteria.js';
 import { LiveCuts, cutsOverLimit, linearise, longInactive, rebuildCuts, trackInactivity, type CutPoolLike } from './cuts.js';
 import { lineSearch } from './line-search.js';
-import { resolveCorrectionOptions, type CorrectionOptionsInput } from './options.js';
+import { resolveCorrectionOptions, upgradeSavedOptions, type CorrectionOptionsInput } from './options.js';
 import { bestFeasibleViolation, finalAnswer, selectAndOffer } from './pareto-pool.js';
 import { solveCutQp, type CutQpSnapshot } from './qp-step.js';
 import { correctionResult } from './result.js';
@@ -44,14 +44,14 @@ import {
   type CorrectionProblem,
   type CorrectionState,
   type LabelledImages,
-  type PoolEntry,
+  type ParetoPoolEntry,
 } from './state.js';
 import { budgetAfterIteration, budgetAfterRound, checkBudgetFits, correctAfter, stopReason } from './stopping.js';
 import type { CorrectionProgress, CorrectionResult, IterationLog, StopReason } from './types.js';
 
 export type { CutPoolLike, CutRow } from './cuts.js';
 export { INFEASIBLE_RULE, dropInfeasible, type CutQpSnapshot } from './qp-step.js';
-export type { CorrectionState, CutRecord, LabelledImages, PoolEntry } from './state.js';
+export type { CorrectionState, CutRecord, LabelledImages, ParetoPoolEntry } from './state.js';
 
 export interface CorrectionControl {
   signal?: AbortSignal;
@@ -75,7 +75,7 @@ export interface CorrectionOutput {
   /** The final state (a finished checkpoint). */
   state: CorrectionState;
   /** The final front with weights (result.pool with w): the answer for another ω is chooseAnswer(front, ω, η). */
-  front: PoolEntry[];
+  front: ParetoPoolEntry[];
 }
 
 /**
@@ -134,7 +134,8 @@ export async function correct(
 ): Promise<CorrectionOutput> {
   if (model === null || typeof model !== 'object' || !(model instanceof tfl.LayersModel)) throw new TypeError('model must be a tf.LayersModel');
   if (control === null || typeof control !== 'object') throw new TypeError('control must be an object');
-  const options = resolveCorrectionOptions(control.resume ? control.resume.options : optionsInput);
+  // A checkpoint written before 0.2.0 names some options the old way (qpEps).
+  const options = resolveCorrectionOptions(control.resume ? upgradeSavedOptions(control.resume.options) : optionsInput);
   const { signal, onProgress } = control;
   const { inputSize, numClasses } = compileInputs(model);
   checkLabelled('adversarial', adversarial, inputSize, numClasses);
@@ -190,7 +191,7 @@ export async function correct(
       state.cuts = [];
       await rebuildCuts(problem, cuts, stored, state.points, state.pointAdvCount, state.advImages, state.advLabels, checkAbort);
     }
-    const paretoPool = new ParetoPool<PoolEntry>(state.pool);
+    const paretoPool = new ParetoPool<ParetoPoolEntry>(state.pool);
     const snapshot = () => snapshotState(state, paretoPool, elapsed());
 
     // for r = 1..R
@@ -317,7 +318,7 @@ function iterationLog(
   cutsAdded: number,
   cutsRemoved: number,
   qp: { status: string; iterations: number; solveTimeMs: number; objective: number },
-  next: PoolEntry | undefined,
+  next: ParetoPoolEntry | undefined,
   distanceToW0: number,
   timeMs: number,
 ): IterationLog {

@@ -4,7 +4,7 @@
  */
 import { cleanLoss, predictLogits } from '../models/index.js';
 import type { ViolationMeasure } from './options.js';
-import { distance, type CorrectionProblem, type PoolEntry } from './state.js';
+import { distance, type CorrectionProblem, type ParetoPoolEntry } from './state.js';
 
 /** Sum of positive margin violations, misclassified count and predicted classes, from logits on X̃. */
 export interface Violation {
@@ -70,7 +70,7 @@ export function candidateEntry(
   w0: Float64Array,
   eta: number,
   where: { id: number; round: number; iteration: number; alpha: number; segment?: true },
-): PoolEntry {
+): ParetoPoolEntry {
   return {
     id: where.id,
     round: where.round,
@@ -94,7 +94,7 @@ export async function measureStart(
   problem: Omit<CorrectionProblem, 'eta' | 'cleanLoss0'>,
   advImages: Float32Array,
   advLabels: Uint8Array,
-): Promise<{ cleanLoss0: number; eta: number; start: PoolEntry }> {
+): Promise<{ cleanLoss0: number; eta: number; start: ParetoPoolEntry }> {
   const { work, view, options, w0 } = problem;
   view.write(w0);
   const L0 = await cleanLoss(work, problem.cleanImages, problem.cleanLabels, { signal: problem.signal });

@@ -11,13 +11,13 @@ import type { CorrectionProblem, CutRecord } from './state.js';
 /** The cut pool as the loop uses it (lib/qp/cut-pool.ts). */
 export interface CutPoolLike {
   readonly size: number;
-  appendDense(row: Float32Array | Float64Array, upper: number, lower?: number): number;
-  appendSparse(index: Int32Array, value: Float32Array | Float64Array, upper: number, lower?: number): number;
+  appendDense(row: Float32Array | Float64Array, lower: number, upper: number): number;
+  appendSparse(index: Int32Array, value: Float32Array | Float64Array, lower: number, upper: number): number;
   /** Removes the rows with these ids (the loop passes them as an Int32Array). */
   remove(ids: Int32Array): number;
   solve(
     w0: Float64Array,
-    options: { solver?: 'dual' | 'admm'; eps?: number; timeLimitMs?: number; warmStart?: boolean; signal?: AbortSignal },
+    options: { solver?: 'dual' | 'admm'; tolerance?: number; timeLimitMs?: number; warmStart?: boolean; signal?: AbortSignal },
   ): Promise<QpResult>;
   dispose?(): void;
 }
@@ -121,9 +121,9 @@ export class LiveCuts {
       // Dense enough: store densely (4 or 8 bytes a value instead of index + value).
       const dense = cut.value instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
       for (let t = 0; t < cut.index.length; t++) dense[cut.index[t]!] = cut.value[t]!;
-      id = this.cutPool.appendDense(dense, cut.upper);
+      id = this.cutPool.appendDense(dense, -Infinity, cut.upper);
     } else {
-      id = this.cutPool.appendSparse(cut.index, cut.value, cut.upper);
+      id = this.cutPool.appendSparse(cut.index, cut.value, -Infinity, cut.upper);
     }
     this.dumpRows?.set(id, { index: cut.index, value: Float64Array.from(cut.value), upper: cut.upper });
     const record = { id, point, example: cut.example, cls: cut.cls, inactive: 0 };

@@ -1,5 +1,5 @@
 export { correct, cloneModel, type CorrectionControl, type CorrectionOutput } from './correct.js';
-export type { LabelledImages, CorrectionState, CutRecord, PoolEntry } from './state.js';
+export type { LabelledImages, CorrectionState, CutRecord, ParetoPoolEntry } from './state.js';
 export type { CutPoolLike } from './cuts.js';
 export { dropInfeasible, INFEASIBLE_RULE, type CutQpSnapshot } from './qp-step.js';
 export {

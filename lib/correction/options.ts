@@ -2,6 +2,7 @@
  * Options of the correction loop: defaults (docs/correction.md says why each one) and validation
  * with exact TypeError/RangeError messages.
  */
+import { rejectRenamedKeys } from '../errors.js';
 
 export type CutClasses = 'all' | 'worst';
 export type ViolationMeasure = 'sum' | 'fraction';
@@ -30,7 +31,7 @@ export interface CorrectionOptions {
   alphas: number[];
   /** Weight ω of the violation in the selection score ω·Ṽ + (1 − ω)·L̃ (the next iterate, and the answer from the final front). */
   omega: number;
-  /** Interior points of the closing segment w₀ → w* offered to the final front before ω picks the answer (0 = only w₀ and the pool). */
+  /** Interior points of the closing segment w₀ → w* offered to the final front before ω picks the answer (0 = only w₀ and the Pareto pool). */
   segmentPoints: number;
   /** R: outer rounds (round r > 1 regenerates X̃ against the corrected model). With budgetSeconds and no rounds given: BUDGET_MAX_ROUNDS. */
   rounds: number;
@@ -53,8 +54,8 @@ export interface CorrectionOptions {
   /** Trainable layers that move: 'all' or layer names. */
   layers: 'all' | string[];
   solver: CorrectionSolver;
-  /** QP tolerance. */
-  qpEps: number;
+  /** Tolerance of each cut QP (CutPool.solve's `tolerance`). */
+  qpTolerance: number;
   /** Per-QP time limit in ms (0 = none). */
   qpTimeLimitMs: number;
   /** Cut-pool size limit; beyond it the cuts inactive for longest are removed. */
@@ -92,7 +93,7 @@ export const DEFAULT_CORRECTION_OPTIONS: Readonly<CorrectionOptions> = Object.fr
   violation: 'sum',
   layers: 'all',
   solver: 'dual',
-  qpEps: 1e-8,
+  qpTolerance: 1e-8,
   qpTimeLimitMs: 0,
   maxCuts: 5000,
   dropInactiveAfter: 0,
@@ -129,11 +130,31 @@ function oneOf<T extends string>(name: string, value: unknown, allowed: readonly
 }
 
 const KNOWN = new Set<string>(Object.keys(DEFAULT_CORRECTION_OPTIONS).concat('eta'));
+
+/** Correction options renamed in 0.2.0 (old → new). */
+export const RENAMED_CORRECTION_OPTIONS: Readonly<Record<string, string>> = Object.freeze({ qpEps: 'qpTolerance' });
+
+/**
+ * The options saved in a file that an older version wrote (run.json, a checkpoint), under
+ * today's names: each renamed key is replaced by its new name at the same place. Options given
+ * by a caller are never upgraded (an old key throws there); saved files are.
+ */
+export function upgradeSavedOptions<T extends object>(saved: T): T {
+  if (!isPlainObject(saved) || !Object.keys(RENAMED_CORRECTION_OPTIONS).some((old) => old in saved)) return saved;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(saved)) {
+    const now = RENAMED_CORRECTION_OPTIONS[key];
+    if (now === undefined) out[key] = value;
+    else if (!(now in saved)) out[now] = value;
+  }
+  return out as T;
+}
 const KNOWN_ATTACK = new Set<string>(Object.keys(DEFAULT_CORRECTION_OPTIONS.attack));
 
 /** Merges `input` over the defaults and validates every field; never mutates `input`. */
 export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): CorrectionOptions {
   if (!isPlainObject(input)) throw new TypeError('options must be an object');
+  rejectRenamedKeys(input, RENAMED_CORRECTION_OPTIONS);
   for (const key of Object.keys(input)) {
     if (!KNOWN.has(key)) throw new TypeError(`options.${key} is not a correction option`);
   }
@@ -180,7 +201,7 @@ export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): Co
     violation: oneOf('violation', merged.violation, ['sum', 'fraction'] as const),
     layers,
     solver: oneOf('solver', merged.solver, ['dual', 'admm'] as const),
-    qpEps: num('qpEps', merged.qpEps, (v) => v > 0 && v < 1, 'in (0, 1)'),
+    qpTolerance: num('qpTolerance', merged.qpTolerance, (v) => v > 0 && v < 1, 'in (0, 1)'),
     qpTimeLimitMs: num('qpTimeLimitMs', merged.qpTimeLimitMs, (v) => v >= 0 && Number.isFinite(v), 'a finite number ≥ 0'),
     maxCuts: int('maxCuts', merged.maxCuts, 1),
     dropInactiveAfter: int('dropInactiveAfter', merged.dropInactiveAfter, 0),

@@ -7,12 +7,12 @@
 import { candidateEntry, type PointCriteria } from './criteria.js';
 import { lineSearch } from './line-search.js';
 import { ParetoPool, chooseAnswer, chooseFinal, chooseWeighted, segmentGrid } from './selection.js';
-import { stripW, type PoolEntry } from './state.js';
+import { stripW, type ParetoPoolEntry } from './state.js';
 import type { CandidateRecord } from './types.js';
 
 export interface Selection {
   /** The next iterate w_{k+1}, or undefined when there were no candidates. */
-  next: PoolEntry | undefined;
+  next: ParetoPoolEntry | undefined;
   /** How many candidates entered the Pareto pool. */
   entered: number;
 }
@@ -21,7 +21,7 @@ export interface Selection {
  * Chooses the next iterate among this iteration's candidates by the weighted rule (against the
  * pool's global scale, before the candidates are offered), then offers every candidate to the pool.
  */
-export function selectAndOffer(candidates: readonly PoolEntry[], paretoPool: ParetoPool<PoolEntry>, omega: number, eta: number): Selection {
+export function selectAndOffer(candidates: readonly ParetoPoolEntry[], paretoPool: ParetoPool<ParetoPoolEntry>, omega: number, eta: number): Selection {
   if (candidates.length === 0) return { next: undefined, entered: 0 };
   const next = chooseWeighted(candidates, paretoPool.members, omega, eta).chosen;
   let entered = 0;
@@ -30,17 +30,17 @@ export function selectAndOffer(candidates: readonly PoolEntry[], paretoPool: Par
 }
 
 /** The least violation among the loss-feasible members (Infinity when none). */
-export function bestFeasibleViolation(members: readonly PoolEntry[]): number {
+export function bestFeasibleViolation(members: readonly ParetoPoolEntry[]): number {
   return Math.min(...members.filter((p) => p.feasible).map((p) => p.violation), Infinity);
 }
 
 export interface FinalAnswer {
   /** The final front: the pool's members with the non-dominated segment points. */
-  front: PoolEntry[];
+  front: ParetoPoolEntry[];
   /** Every segment point evaluated, in order (for result.candidates). */
   segment: CandidateRecord[];
   /** The answer for ω. */
-  chosen: PoolEntry;
+  chosen: ParetoPoolEntry;
 }
 
 /**
@@ -49,7 +49,7 @@ export interface FinalAnswer {
  * copy of the pool; ω picks from the result (chooseAnswer). Segment points get ids from `firstId`.
  */
 export async function finalAnswer(
-  members: readonly PoolEntry[],
+  members: readonly ParetoPoolEntry[],
   args: {
     w0: Float64Array;
     eta: number;
@@ -61,7 +61,7 @@ export async function finalAnswer(
     checkAbort?: () => void;
   },
 ): Promise<FinalAnswer> {
-  const front = new ParetoPool<PoolEntry>(members);
+  const front = new ParetoPool<ParetoPoolEntry>(members);
   const segment: CandidateRecord[] = [];
   const best = chooseFinal(members, args.eta);
   if (best.distance > 0) {

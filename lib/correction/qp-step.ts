@@ -46,7 +46,7 @@ export function dropInfeasible(cuts: readonly CutRecord[], certificate: Float64A
 
 /** Whether a QP result gives a point the line search can move towards. */
 export function usableStatus(status: string): boolean {
-  return status === 'solved' || status === 'solved_inaccurate' || status === 'max_iter_reached' || status === 'time_limit_reached';
+  return status === 'solved' || status === 'solved_inaccurate' || status === 'iteration_limit_reached' || status === 'time_limit_reached';
 }
 
 /** The cuts as a CSR matrix with row bounds (−∞, upper], in the cuts' order. */
@@ -96,7 +96,7 @@ export interface QpStepOutcome {
 export async function solveCutQp(
   cuts: LiveCuts,
   w0: Float64Array,
-  options: Pick<CorrectionOptions, 'solver' | 'qpEps' | 'qpTimeLimitMs'>,
+  options: Pick<CorrectionOptions, 'solver' | 'qpTolerance' | 'qpTimeLimitMs'>,
   at: { round: number; iteration: number },
   hooks: {
     signal?: AbortSignal;
@@ -113,7 +113,7 @@ export async function solveCutQp(
     if (hooks.onQp) await hooks.onQp(snapshotQp(cuts.records, cuts.dumpRows!, w0, at.round, at.iteration, attempt));
     qp = await cuts.cutPool.solve(w0, {
       solver: options.solver,
-      eps: options.qpEps,
+      tolerance: options.qpTolerance,
       ...(options.qpTimeLimitMs > 0 ? { timeLimitMs: options.qpTimeLimitMs } : {}),
       warmStart: true,
       signal: hooks.signal,

@@ -1,7 +1,7 @@
 /** The result record of a run (types.ts, CorrectionResult): the answer measured on the final X̃. */
 import { predictLogits } from '../models/index.js';
 import { violationMeasure, violationOf } from './criteria.js';
-import { distance, stripW, type CorrectionProblem, type CorrectionState, type PoolEntry } from './state.js';
+import { distance, stripW, type CorrectionProblem, type CorrectionState, type ParetoPoolEntry } from './state.js';
 import type { CandidateRecord, CorrectionResult } from './types.js';
 
 /**
@@ -11,7 +11,7 @@ import type { CandidateRecord, CorrectionResult } from './types.js';
 export function correctionResult(
   problem: CorrectionProblem,
   state: CorrectionState,
-  answer: { front: readonly PoolEntry[]; segment: readonly CandidateRecord[]; chosen: PoolEntry },
+  answer: { front: readonly ParetoPoolEntry[]; segment: readonly CandidateRecord[]; chosen: ParetoPoolEntry },
   totals: { totalTimeMs: number; resumed: boolean },
 ): CorrectionResult {
   const { work, view, w0, options, numClasses } = problem;

@@ -1,11 +1,11 @@
 /**
  * Outer rounds (docs/correction.md, "Outer rounds"): a new round appends fresh adversarial examples
  * to X̃ and restarts the Pareto pool from the current iterate; a finished round either ends the run
- * or moves on from the best point of its pool.
+ * or moves on from the best point of its Pareto pool.
  */
 import { candidateEntry, type PointCriteria } from './criteria.js';
 import { chooseFinal, type ParetoPool } from './selection.js';
-import { stripW, type CorrectionState, type LabelledImages, type PoolEntry } from './state.js';
+import { stripW, type CorrectionState, type LabelledImages, type ParetoPoolEntry } from './state.js';
 import type { RoundSummary, StopReason } from './types.js';
 
 /** X̃ with `fresh` appended, and the round number recorded for each new example. */
@@ -32,7 +32,7 @@ export function appendExamples(
  * `at` (measured on the new X̃) becomes the only member of the Pareto pool, and the stall count,
  * the best violation and the count of correct examples start again.
  */
-export function restartRound(state: CorrectionState, paretoPool: ParetoPool<PoolEntry>, at: PointCriteria, w0: Float64Array): void {
+export function restartRound(state: CorrectionState, paretoPool: ParetoPool<ParetoPoolEntry>, at: PointCriteria, w0: Float64Array): void {
   const current = candidateEntry(at, state.w, w0, state.eta, { id: state.nextId++, round: state.round, iteration: 0, alpha: 0 });
   state.pool = [current];
   paretoPool.reset([current]);
@@ -75,6 +75,6 @@ export function endRound(state: CorrectionState, summary: RoundSummary, rounds: 
 }
 
 /** The point the next round continues from: the best point of this round's Pareto pool. */
-export function nextRoundStart(members: readonly PoolEntry[], eta: number): Float64Array {
+export function nextRoundStart(members: readonly ParetoPoolEntry[], eta: number): Float64Array {
   return chooseFinal(members, eta).w;
 }

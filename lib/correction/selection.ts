@@ -9,12 +9,12 @@
  * - A candidate is loss-feasible when L ≤ η. Only loss-feasible candidates are eligible when at
  *   least one is; when none is, the least infeasible (smallest L) is taken.
  * - Normalisation: Ṽ = (V − V_min)/(V_max − V_min) over the eligible candidates together with the
- *   loss-feasible pool members (the pool gives a global scale, so that a tiny spread inside one line
+ *   loss-feasible Pareto-pool members (the Pareto pool gives a global scale, so that a tiny spread inside one line
  *   search is not blown up to [0, 1]); a criterion whose range is 0 contributes 0.
  * - Ties in the weighted score go to the smaller V, then the smaller ‖w − w₀‖, then the earlier id.
  *
  * The answer of a run (chooseAnswer, docs/correction.md "The answer and ω") is where ω acts: the
- * final Pareto front (the last round's pool, plus the points of the segment w₀ → w* that
+ * final Pareto front (the last round's Pareto pool, plus the points of the segment w₀ → w* that
  * segmentGrid describes) is filtered to L ≤ η and the member minimising ω·Ṽ + (1 − ω)·L̃, normalised
  * over those members, is returned. ω = 1 gives the least-violation point (chooseFinal), ω = 0 the
  * least clean loss (w₀ unless a point beats its loss).
@@ -134,7 +134,7 @@ export interface WeightedChoice<T> {
 
 /**
  * Picks among `candidates` the one minimising ω·Ṽ + (1 − ω)·L̃ (see the module comment for the
- * normalisation, the feasibility rule and the tie-breaks). `pool` supplies the global scale.
+ * normalisation, the feasibility rule and the tie-breaks). `pool`, the Pareto pool's members, supplies the global scale.
  */
 export function chooseWeighted<T extends Criteria>(
   candidates: readonly T[],
@@ -200,13 +200,13 @@ function better(a: Criteria, b: Criteria): boolean {
 }
 
 /**
- * The answer of a run: among the loss-feasible pool members the one with the least violation
- * (the problem is "satisfy the constraints"; among the satisfying points the pool keeps only the
+ * The answer of a run: among the loss-feasible Pareto-pool members the one with the least violation
+ * (the problem is "satisfy the constraints"; among the satisfying points the Pareto pool keeps only the
  * one with the lowest clean loss), ties by distance then id. Falls back to the smallest clean loss
- * when no member is loss-feasible (cannot happen when w₀ is in the pool, as L(w₀) < η).
+ * when no member is loss-feasible (cannot happen when w₀ is in the Pareto pool, as L(w₀) < η).
  */
 export function chooseFinal<T extends Criteria>(pool: readonly T[], eta: number): T {
-  if (pool.length === 0) throw new RangeError('chooseFinal needs a non-empty pool');
+  if (pool.length === 0) throw new RangeError('chooseFinal needs a non-empty Pareto pool');
   const feasible = pool.filter((p) => p.cleanLoss <= eta);
   if (feasible.length === 0) {
     return pool.reduce((a, b) => (b.cleanLoss < a.cleanLoss || (b.cleanLoss === a.cleanLoss && better(b, a)) ? b : a));
@@ -240,7 +240,7 @@ export function chooseAnswer<T extends Criteria>(front: readonly T[], omega: num
 /**
  * Interpolation parameters t of the closing segment w₀ + t·(w* − w₀) whose points are offered to the
  * final front: 0 (w₀ measured on the final X̃), then `points` equally spaced interior values. w* itself
- * (t = 1) is already in the pool. `points` = 0 gives [0] only.
+ * (t = 1) is already in the Pareto pool. `points` = 0 gives [0] only.
  */
 export function segmentGrid(points: number): number[] {
   if (!Number.isInteger(points) || points < 0) throw new RangeError(`segment points must be an integer ≥ 0, got ${points}`);

@@ -31,7 +31,7 @@ export interface CutRecord {
 }
 
 /** A Pareto pool member with its weights (kept in the state so the answer can be recovered). */
-export interface PoolEntry extends CandidateRecord {
+export interface ParetoPoolEntry extends CandidateRecord {
   w: Float64Array;
 }
 
@@ -64,7 +64,7 @@ export interface CorrectionState {
   pointAdvCount: number[];
   cuts: CutRecord[];
   /** The Pareto pool's members (the live pool is a ParetoPool built from them). */
-  pool: PoolEntry[];
+  pool: ParetoPoolEntry[];
   candidates: CandidateRecord[];
   nextId: number;
   log: IterationLog[];
@@ -126,7 +126,7 @@ export function sum(values: ArrayLike<number>): number {
 }
 
 /** The record of a candidate without its weights. */
-export function stripW(entry: PoolEntry): CandidateRecord {
+export function stripW(entry: ParetoPoolEntry): CandidateRecord {
   const { w: _w, ...rest } = entry;
   void _w;
   return rest;
@@ -146,7 +146,7 @@ export function initialState(args: {
   advImages: Float32Array;
   advLabels: Uint8Array;
   /** w₀ as a candidate (id 0), measured on X̃ and the clean data. */
-  start: PoolEntry;
+  start: ParetoPoolEntry;
 }): CorrectionState {
   const count = args.advLabels.length;
   return {
@@ -205,7 +205,7 @@ export function checkResumable(state: CorrectionState, n: number, inputSize: num
  * live Pareto pool's members and the elapsed time so far. Weight vectors are shared: the loop
  * never writes into a weight vector once it is in the state.
  */
-export function snapshotState(state: CorrectionState, paretoPool: ParetoPool<PoolEntry>, elapsedMs: number): CorrectionState {
+export function snapshotState(state: CorrectionState, paretoPool: ParetoPool<ParetoPoolEntry>, elapsedMs: number): CorrectionState {
   return {
     ...state,
     pool: [...paretoPool.members],

@@ -3,12 +3,12 @@
  * correct, and the time budget's verdicts ("Time budget").
  */
 import type { ViolationMeasure } from './options.js';
-import type { PoolEntry } from './state.js';
+import type { ParetoPoolEntry } from './state.js';
 import type { BudgetOutcome, StopReason } from './types.js';
 
 export interface StopInputs {
   /** The new iterate, or undefined when the QP gave no usable step. */
-  next: Pick<PoolEntry, 'feasible' | 'misclassified' | 'violation'> | undefined;
+  next: Pick<ParetoPoolEntry, 'feasible' | 'misclassified' | 'violation'> | undefined;
   /** ‖w_{k+1} − w_k‖ and ‖w_k‖. */
   step: number;
   normWk: number;

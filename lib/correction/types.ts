@@ -28,7 +28,7 @@ export interface IterationLog {
   iteration: number;
   /** Cuts appended this iteration (margin + loss). */
   cutsAdded: number;
-  /** Cuts in the pool after this iteration's removals. */
+  /** Cuts in the cut pool after this iteration's removals. */
   cutsTotal: number;
   /** Cuts removed this iteration (inactive, over the limit, or dropped after infeasibility). */
   cutsRemoved: number;

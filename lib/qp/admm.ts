@@ -6,7 +6,7 @@
  * Arguments are validated here with exact TypeError/RangeError messages (and again natively).
  * Solver outcomes (infeasible, limits, aborted, non-convex) are statuses, never exceptions.
  */
-import { AdvcorrectError, abortError } from '../errors.js';
+import { AdvcorrectError, abortError, rejectRenamedKeys } from '../errors.js';
 import { loadNative } from '../native.js';
 import type { CscMatrix, QpResult, QpSolveControl, QuadraticProgram } from './types.js';
 
@@ -19,14 +19,20 @@ export interface AdmmWarmStart {
   z?: Float64Array;
 }
 
-/** OSQP-like settings (camelCase of OSQP's names). Defaults: `admmDefaults()`. */
+/**
+ * OSQP-like settings (OSQP's eps_abs, eps_rel, eps_prim_inf and eps_dual_inf are `tolerance`,
+ * `relativeTolerance`, `primalInfeasibilityTolerance` and `dualInfeasibilityTolerance` here, as
+ * in the C++ code). Defaults: `admmDefaults()`.
+ */
 export interface AdmmOptions {
-  /** Absolute tolerance eps_abs (default 1e-3). */
-  epsAbs?: number;
-  /** Relative tolerance eps_rel (default 1e-3). */
-  epsRel?: number;
-  epsPrimalInfeasible?: number;
-  epsDualInfeasible?: number;
+  /** Absolute tolerance (OSQP's eps_abs; default 1e-3). */
+  tolerance?: number;
+  /** Relative tolerance (OSQP's eps_rel; default 1e-3). */
+  relativeTolerance?: number;
+  /** Tolerance of the primal infeasibility test (OSQP's eps_prim_inf). */
+  primalInfeasibilityTolerance?: number;
+  /** Tolerance of the dual infeasibility test (OSQP's eps_dual_inf). */
+  dualInfeasibilityTolerance?: number;
   /** Initial step ρ (default 0.1); equality rows use 1e3·ρ, free rows 1e-6. */
   rho?: number;
   sigma?: number;
@@ -40,7 +46,7 @@ export interface AdmmOptions {
   /** Ruiz equilibration passes (default 10; 0 = no scaling). */
   scalingIterations?: number;
   polish?: boolean;
-  /** Also require the duality gap within epsAbs + epsRel·(objective terms) to stop (default true; OSQP does not). */
+  /** Also require the duality gap within tolerance + relativeTolerance·(objective terms) to stop (default true; OSQP does not). */
   gapTermination?: boolean;
   polishRefineIterations?: number;
   /** Regularisation δ of the polishing system (default 1e-6). */
@@ -86,10 +92,10 @@ export function admmDefaults(): AdmmDefaults {
 }
 
 const NUMBER_OPTIONS: Array<[keyof AdmmOptions, 'positive' | 'nonNegative' | 'alpha' | 'count' | 'positiveCount' | 'atLeastOne']> = [
-  ['epsAbs', 'nonNegative'],
-  ['epsRel', 'nonNegative'],
-  ['epsPrimalInfeasible', 'positive'],
-  ['epsDualInfeasible', 'positive'],
+  ['tolerance', 'nonNegative'],
+  ['relativeTolerance', 'nonNegative'],
+  ['primalInfeasibilityTolerance', 'positive'],
+  ['dualInfeasibilityTolerance', 'positive'],
   ['rho', 'positive'],
   ['sigma', 'positive'],
   ['alpha', 'alpha'],
@@ -103,10 +109,19 @@ const NUMBER_OPTIONS: Array<[keyof AdmmOptions, 'positive' | 'nonNegative' | 'al
   ['timeLimitMs', 'nonNegative'],
 ];
 
+/** Option keys renamed in 0.2.0 (old → new); an old key throws a TypeError. */
+const RENAMED_OPTIONS = {
+  epsAbs: 'tolerance',
+  epsRel: 'relativeTolerance',
+  epsPrimalInfeasible: 'primalInfeasibilityTolerance',
+  epsDualInfeasible: 'dualInfeasibilityTolerance',
+} as const;
+
 function checkOptions(options: unknown): Record<string, unknown> {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const o = options as Record<string, unknown>;
+  rejectRenamedKeys(o, RENAMED_OPTIONS);
   for (const [key, kind] of NUMBER_OPTIONS) {
     const v = o[key];
     if (v === undefined) continue;
@@ -132,7 +147,7 @@ function checkOptions(options: unknown): Record<string, unknown> {
         break;
     }
   }
-  if (o.epsAbs === 0 && o.epsRel === 0) throw new RangeError('options.epsAbs and options.epsRel must not both be 0');
+  if (o.tolerance === 0 && o.relativeTolerance === 0) throw new RangeError('options.tolerance and options.relativeTolerance must not both be 0');
   for (const key of ['adaptiveRho', 'polish', 'gapTermination'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new TypeError(`options.${key} must be a boolean`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
@@ -299,7 +314,7 @@ function poolArgs(pool: CutPoolHandle, w0: Float64Array, options: CutPoolAdmmOpt
 }
 
 /**
- * Solves the cut QP of a pool, minimise ½(w − w₀)ᵀD(w − w₀) s.t. the pool's rows and bounds, by
+ * Solves the cut QP of a pool, minimise ½(x − w₀)ᵀD(x − w₀) s.t. the pool's rows and bounds, by
  * ADMM with the m×m Schur complement (off the main thread; the pool is held busy meanwhile).
  * Records the multipliers in the pool (warm start of the next solve, inactive-cut pruning).
  */

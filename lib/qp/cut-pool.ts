@@ -1,14 +1,14 @@
 /**
  * The cut pool of the cutting-plane method and its QP
  *
- *   minimise ½ (w − w₀)ᵀ D (w − w₀)  s.t.  lowerᵢ ≤ aᵢᵀw ≤ upperᵢ,  lb ≤ w ≤ ub,
+ *   minimise ½ (x − w₀)ᵀ D (x − w₀)  s.t.  lowerᵢ ≤ aᵢᵀx ≤ upperᵢ,  lb ≤ x ≤ ub,
  *
  * solved by the native dual active-set method (default) or ADMM (lib/qp/admm.ts).
  * Rows live natively (float32 rows stay float32, sparse rows as index/value pairs) with the Gram
  * matrix A D⁻¹ Aᵀ kept up to date incrementally. Arguments are checked here with exact
  * TypeError/RangeError messages, and again natively.
  */
-import { AdvcorrectError, abortError } from '../errors.js';
+import { AdvcorrectError, abortError, rejectRenamedKeys } from '../errors.js';
 import { loadNative } from '../native.js';
 import { solveCutPoolAdmm, solveCutPoolAdmmSync } from './admm.js';
 import type { QpResult, QpSolveControl } from './types.js';
@@ -23,10 +23,14 @@ export interface CutPoolOptions {
 }
 
 export interface CutPoolSolveOptions extends QpSolveControl {
-  /** 'dual' (default): exact dual active-set method; 'admm': OSQP-style ADMM to `eps`. */
+  /** 'dual' (default): exact dual active-set method; 'admm': OSQP-style ADMM to `tolerance`. */
   solver?: 'dual' | 'admm';
-  /** Feasibility tolerance: a row counts as violated beyond eps·max(1, |bound|) (dual); ADMM's epsAbs/epsRel. Default 1e-9 (dual), 1e-4 (admm). */
-  eps?: number;
+  /**
+   * Feasibility tolerance: a row counts as violated beyond tolerance·max(1, |bound|) (dual); ADMM's
+   * tolerance and relativeTolerance both. Default DEFAULT_DUAL_TOLERANCE (1e-9, dual),
+   * DEFAULT_ADMM_TOLERANCE (1e-4, admm).
+   */
+  tolerance?: number;
   maxIterations?: number;
   /**
    * Wall-clock limit in ms for the whole solve, folding new rows into G included; reaching it
@@ -56,19 +60,22 @@ export interface CsrRows {
   values: Float64Array;
 }
 
-export const DEFAULT_DUAL_EPS = 1e-9;
-export const DEFAULT_ADMM_EPS = 1e-4;
+export const DEFAULT_DUAL_TOLERANCE = 1e-9;
+export const DEFAULT_ADMM_TOLERANCE = 1e-4;
+
+/** Solve option keys renamed in 0.2.0 (old → new); an old key throws a TypeError. */
+const RENAMED_SOLVE_OPTIONS = { eps: 'tolerance' } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type NativePool = any;
 
-function checkBoundPair(upper: unknown, lower: unknown): void {
-  if (typeof upper !== 'number') throw new TypeError('upper must be a number');
+function checkBoundPair(lower: unknown, upper: unknown): void {
   if (typeof lower !== 'number') throw new TypeError('lower must be a number');
-  if (Number.isNaN(upper)) throw new RangeError('upper must not be NaN');
+  if (typeof upper !== 'number') throw new TypeError('upper must be a number');
   if (Number.isNaN(lower)) throw new RangeError('lower must not be NaN');
-  if (upper === -Infinity) throw new RangeError('upper must not be -Infinity');
+  if (Number.isNaN(upper)) throw new RangeError('upper must not be NaN');
   if (lower === Infinity) throw new RangeError('lower must not be Infinity');
+  if (upper === -Infinity) throw new RangeError('upper must not be -Infinity');
   if (lower > upper) throw new RangeError(`lower (${lower}) must not exceed upper (${upper})`);
 }
 
@@ -160,46 +167,48 @@ export class CutPool {
     return this.call(() => this.nativeHandle.size) as number;
   }
 
-  /** Appends the row lower ≤ rowᵀw ≤ upper (lower defaults to −Infinity: a cut) and returns its id. */
-  appendDense(row: Float32Array | Float64Array, upper: number, lower: number = -Infinity): number {
+  /** Appends the row lower ≤ rowᵀx ≤ upper and returns its id; a cut aᵀx ≤ b is `appendDense(a, -Infinity, b)`. */
+  appendDense(row: Float32Array | Float64Array, lower: number, upper: number): number {
     if (!(row instanceof Float32Array) && !(row instanceof Float64Array)) throw new TypeError('row must be a Float32Array or Float64Array');
     if (row.length !== this.n) throw new RangeError(`row must have length ${this.n}, got ${row.length}`);
-    checkBoundPair(upper, lower);
+    checkBoundPair(lower, upper);
     checkFiniteValues(row, 'row');
-    return this.call(() => this.nativeHandle.appendDense(row, upper, lower)) as number;
+    return this.call(() => this.nativeHandle.appendDense(row, lower, upper)) as number;
   }
 
-  /** Appends a sparse row (strictly increasing indices in [0, n)) and returns its id. */
-  appendSparse(index: Int32Array, value: Float32Array | Float64Array, upper: number, lower: number = -Infinity): number {
+  /** Appends a sparse row lower ≤ Σ value[k]·x[index[k]] ≤ upper (strictly increasing indices in [0, n)) and returns its id. */
+  appendSparse(index: Int32Array, value: Float32Array | Float64Array, lower: number, upper: number): number {
     if (!(index instanceof Int32Array)) throw new TypeError('index must be an Int32Array');
     if (!(value instanceof Float32Array) && !(value instanceof Float64Array)) throw new TypeError('value must be a Float32Array or Float64Array');
     if (index.length !== value.length) throw new RangeError(`index and value must have the same length, got ${index.length} and ${value.length}`);
-    checkBoundPair(upper, lower);
+    checkBoundPair(lower, upper);
     for (let k = 0; k < index.length; k++) {
       const j = index[k];
       if (j < 0 || j >= this.n) throw new RangeError(`index[${k}] = ${j} is out of range [0, ${this.n})`);
       if (k > 0 && j <= index[k - 1]) throw new RangeError(`index must be strictly increasing (index[${k - 1}] = ${index[k - 1]}, index[${k}] = ${j})`);
     }
     checkFiniteValues(value, 'value');
-    return this.call(() => this.nativeHandle.appendSparse(index, value, upper, lower)) as number;
+    return this.call(() => this.nativeHandle.appendSparse(index, value, lower, upper)) as number;
   }
 
-  /** Appends several rows; each is a dense array, or { index, value } for a sparse row. Returns their ids. */
+  /** Appends several rows lower[i] ≤ rows[i]ᵀx ≤ upper[i]; each row is a dense array, or { index, value } for a sparse row. Returns their ids. */
   appendMany(
     rows: Array<Float32Array | Float64Array | { index: Int32Array; value: Float32Array | Float64Array }>,
+    lower: ArrayLike<number>,
     upper: ArrayLike<number>,
-    lower?: ArrayLike<number>,
   ): number[] {
     if (!Array.isArray(rows)) throw new TypeError('rows must be an array');
-    if (upper === null || typeof upper !== 'object' || typeof upper.length !== 'number') throw new TypeError('upper must be an array of numbers');
-    if (upper.length !== rows.length) throw new RangeError(`upper must have length ${rows.length}, got ${upper.length}`);
-    if (lower !== undefined && (lower === null || typeof lower !== 'object' || lower.length !== rows.length))
-      throw new RangeError(`lower must have length ${rows.length}`);
+    for (const [name, bounds] of [
+      ['lower', lower],
+      ['upper', upper],
+    ] as const) {
+      if (bounds === null || typeof bounds !== 'object' || typeof bounds.length !== 'number') throw new TypeError(`${name} must be an array of numbers`);
+      if (bounds.length !== rows.length) throw new RangeError(`${name} must have length ${rows.length}, got ${bounds.length}`);
+    }
     return rows.map((row, i) => {
-      const lo = lower ? lower[i] : -Infinity;
-      if (row instanceof Float32Array || row instanceof Float64Array) return this.appendDense(row, upper[i], lo);
+      if (row instanceof Float32Array || row instanceof Float64Array) return this.appendDense(row, lower[i], upper[i]);
       if (row === null || typeof row !== 'object') throw new TypeError(`rows[${i}] must be a typed array or { index, value }`);
-      return this.appendSparse(row.index, row.value, upper[i], lo);
+      return this.appendSparse(row.index, row.value, lower[i], upper[i]);
     });
   }
 
@@ -234,7 +243,7 @@ export class CutPool {
   /**
    * Removes exact and near duplicates: a row whose direction has cosine ≥ 1 − tol (in the D⁻¹
    * metric) with an earlier row and whose bounds, rescaled, agree within tol; and all-zero rows
-   * that every w satisfies. Returns how many went.
+   * that every x satisfies. Returns how many went.
    */
   removeDuplicates(tol = 1e-9): number {
     if (typeof tol !== 'number') throw new TypeError('tol must be a number');
@@ -252,10 +261,10 @@ export class CutPool {
     return this.call(() => this.nativeHandle.gram()) as Float64Array;
   }
 
-  /** A w (length size). */
-  rowActivity(w: Float64Array): Float64Array {
-    this.checkVector(w, 'w');
-    return this.call(() => this.nativeHandle.rowActivity(w)) as Float64Array;
+  /** A x (length size). */
+  rowActivity(x: Float64Array): Float64Array {
+    this.checkVector(x, 'x');
+    return this.call(() => this.nativeHandle.rowActivity(x)) as Float64Array;
   }
 
   /** The rows in CSR form (dense rows keep only their non-zeros). */
@@ -304,10 +313,10 @@ export class CutPool {
   private solveAdmm(w0: Float64Array, o: CutPoolSolveOptions, sync: true): CutQpResult;
   private solveAdmm(w0: Float64Array, o: CutPoolSolveOptions, sync: false): Promise<CutQpResult>;
   private solveAdmm(w0: Float64Array, o: CutPoolSolveOptions, sync: boolean): CutQpResult | Promise<CutQpResult> {
-    const eps = o.eps ?? DEFAULT_ADMM_EPS;
+    const tolerance = o.tolerance ?? DEFAULT_ADMM_TOLERANCE;
     const options = {
-      epsAbs: eps,
-      epsRel: eps,
+      tolerance,
+      relativeTolerance: tolerance,
       maxIterations: o.maxIterations,
       timeLimitMs: o.timeLimitMs,
       warmStart: o.warmStart ?? true,
@@ -319,7 +328,7 @@ export class CutPool {
 
   private settings(o: CutPoolSolveOptions): Record<string, unknown> {
     return {
-      eps: o.eps ?? DEFAULT_DUAL_EPS,
+      tolerance: o.tolerance ?? DEFAULT_DUAL_TOLERANCE,
       maxIterations: o.maxIterations,
       timeLimitMs: o.timeLimitMs,
       warmStart: o.warmStart ?? true,
@@ -332,12 +341,13 @@ export class CutPool {
     this.checkVector(w0, 'w0');
     for (let j = 0; j < w0.length; j++) if (!Number.isFinite(w0[j])) throw new RangeError(`w0[${j}] must be finite, got ${w0[j]}`);
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const { solver, eps, maxIterations, timeLimitMs, warmStart, signal, onProgress } = options;
+    rejectRenamedKeys(options, RENAMED_SOLVE_OPTIONS);
+    const { solver, tolerance, maxIterations, timeLimitMs, warmStart, signal, onProgress } = options;
     if (solver !== undefined && solver !== 'dual' && solver !== 'admm')
       throw new RangeError(`options.solver must be 'dual' or 'admm', got '${String(solver)}'`);
-    if (eps !== undefined) {
-      if (typeof eps !== 'number') throw new TypeError('options.eps must be a number');
-      if (!(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`options.eps must be a positive number, got ${eps}`);
+    if (tolerance !== undefined) {
+      if (typeof tolerance !== 'number') throw new TypeError('options.tolerance must be a number');
+      if (!(tolerance > 0) || !Number.isFinite(tolerance)) throw new RangeError(`options.tolerance must be a positive number, got ${tolerance}`);
     }
     if (maxIterations !== undefined) {
       if (typeof maxIterations !== 'number') throw new TypeError('options.maxIterations must be a number');

@@ -34,7 +34,7 @@ export {
   cutQpToProblem,
   dumpCutQpData,
   dumpCutQp,
-  DEFAULT_QP_EPS,
+  DEFAULT_QP_TOLERANCE,
   type SolveQpOptions,
   type SolveQpResult,
   type QpSolverChoice,

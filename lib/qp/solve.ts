@@ -12,7 +12,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AdvcorrectError, abortError } from '../errors.js';
+import { AdvcorrectError, abortError, rejectRenamedKeys } from '../errors.js';
 import { loadNative } from '../native.js';
 import { writeLp } from './lp-writer.js';
 import { genericNames } from './names.js';
@@ -27,10 +27,10 @@ export type QpSolverChoice = 'auto' | QpSolverName;
 
 export interface SolveQpOptions {
   solver?: QpSolverChoice;
-  /** Target absolute accuracy (dual: KKT tolerance; ADMM: eps_abs). Default 1e-8. */
-  eps?: number;
-  /** ADMM's relative tolerance eps_rel (default 0: pure absolute termination, as qpbenchmark runs OSQP). */
-  epsRel?: number;
+  /** Target absolute accuracy (dual: KKT tolerance; ADMM: its absolute tolerance). Default 1e-8. */
+  tolerance?: number;
+  /** ADMM's relative tolerance (default 0: pure absolute termination, as qpbenchmark runs OSQP). */
+  relativeTolerance?: number;
   /** Wall-clock limit in ms (0 or absent: none). */
   timeLimitMs?: number;
   /** Iteration limit (absent: the solver's default). */
@@ -50,7 +50,10 @@ export interface SolveQpResult extends QpResult {
   check: KktEvaluation;
 }
 
-export const DEFAULT_QP_EPS = 1e-8;
+export const DEFAULT_QP_TOLERANCE = 1e-8;
+
+/** Option keys renamed in 0.2.0 (old → new); an old key throws a TypeError. */
+const RENAMED_OPTIONS = { eps: 'tolerance', epsRel: 'relativeTolerance' } as const;
 
 /**
  * Does P fit the dual solver (a positive diagonal)? Returns the diagonal, or a reason why not
@@ -95,13 +98,14 @@ export function gramTooLarge(rows: number): string | undefined {
 
 function checkOptions(options: SolveQpOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-  const { solver, eps, timeLimitMs, maxIterations, signal, onProgress } = options;
+  rejectRenamedKeys(options, RENAMED_OPTIONS);
+  const { solver, tolerance, relativeTolerance, timeLimitMs, maxIterations, signal, onProgress } = options;
   if (solver !== undefined && solver !== 'auto' && solver !== 'dual' && solver !== 'admm')
     throw new RangeError(`options.solver must be 'auto', 'dual' or 'admm', got '${String(solver)}'`);
-  if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)))
-    throw new RangeError('options.eps must be a positive finite number');
-  if (options.epsRel !== undefined && (typeof options.epsRel !== 'number' || !(options.epsRel >= 0) || !Number.isFinite(options.epsRel)))
-    throw new RangeError('options.epsRel must be a finite number ≥ 0');
+  if (tolerance !== undefined && (typeof tolerance !== 'number' || !(tolerance > 0) || !Number.isFinite(tolerance)))
+    throw new RangeError('options.tolerance must be a positive finite number');
+  if (relativeTolerance !== undefined && (typeof relativeTolerance !== 'number' || !(relativeTolerance >= 0) || !Number.isFinite(relativeTolerance)))
+    throw new RangeError('options.relativeTolerance must be a finite number ≥ 0');
   if (timeLimitMs !== undefined && (typeof timeLimitMs !== 'number' || !(timeLimitMs >= 0)))
     throw new RangeError('options.timeLimitMs must be a number ≥ 0');
   if (maxIterations !== undefined && (!Number.isInteger(maxIterations) || maxIterations <= 0))
@@ -159,7 +163,7 @@ function crossedResult(problem: QuadraticProgram, crossed: { message: string; ro
   const m = problem.rowLower.length;
   const x = new Float64Array(n);
   for (let j = 0; j < n; j++) x[j] = Math.min(Math.max(0, problem.varLower[j]), problem.varUpper[j]);
-  const gap = crossed.row !== undefined ? problem.rowLower[crossed.row] - problem.rowUpper[crossed.row] : problem.varLower[crossed.variable!] - problem.varUpper[crossed.variable!];
+  const crossing = crossed.row !== undefined ? problem.rowLower[crossed.row] - problem.rowUpper[crossed.row] : problem.varLower[crossed.variable!] - problem.varUpper[crossed.variable!];
   return {
     status: 'primal_infeasible',
     solver,
@@ -169,7 +173,7 @@ function crossedResult(problem: QuadraticProgram, crossed: { message: string; ro
     objective: NaN,
     iterations: 0,
     solveTimeMs: 0,
-    residuals: { primal: gap, dual: NaN, gap: NaN },
+    residuals: { primal: crossing, dual: NaN, gap: NaN },
     message: crossed.message,
   };
 }
@@ -238,14 +242,13 @@ function inaccurateLimit(problem: QuadraticProgram, options: SolveQpOptions): nu
   let scale = 1;
   for (const bounds of [problem.rowLower, problem.rowUpper])
     for (const b of bounds) if (Number.isFinite(b)) scale = Math.max(scale, Math.abs(b));
-  return 1e3 * (options.eps ?? DEFAULT_QP_EPS) * scale;
+  return 1e3 * (options.tolerance ?? DEFAULT_QP_TOLERANCE) * scale;
 }
 
 async function solveByAdmm(problem: QuadraticProgram, options: SolveQpOptions): Promise<QpResult> {
-  const eps = options.eps ?? DEFAULT_QP_EPS;
   return solveAdmm(problem, {
-    epsAbs: eps,
-    epsRel: options.epsRel ?? 0,
+    tolerance: options.tolerance ?? DEFAULT_QP_TOLERANCE,
+    relativeTolerance: options.relativeTolerance ?? 0,
     timeLimitMs: options.timeLimitMs,
     maxIterations: options.maxIterations,
     signal: options.signal,
@@ -301,11 +304,11 @@ async function solveByCutPool(problem: QuadraticProgram, diagonal: Float64Array,
     for (const i of kept) {
       const a = csr.rowPtr[i];
       const b = csr.rowPtr[i + 1];
-      pool.appendSparse(csr.colIndex.subarray(a, b), csr.values.subarray(a, b), problem.rowUpper[i], problem.rowLower[i]);
+      pool.appendSparse(csr.colIndex.subarray(a, b), csr.values.subarray(a, b), problem.rowLower[i], problem.rowUpper[i]);
     }
     const result = await pool.solve(w0, {
       solver: 'dual',
-      eps: options.eps ?? DEFAULT_QP_EPS,
+      tolerance: options.tolerance ?? DEFAULT_QP_TOLERANCE,
       timeLimitMs: options.timeLimitMs,
       maxIterations: options.maxIterations,
       signal: options.signal,

@@ -40,7 +40,7 @@ export type QpStatus =
   | 'solved_inaccurate'
   | 'primal_infeasible'
   | 'dual_infeasible'
-  | 'max_iter_reached'
+  | 'iteration_limit_reached'
   | 'time_limit_reached'
   | 'aborted'
   | 'non_convex';

@@ -12,7 +12,7 @@ import { Axes, COLORS, FRAME, attr, escapeHtml, extent, fmt, legend, pct, short,
 
 export { escapeHtml, ticks } from './plot.js';
 
-/** Pareto plot: every candidate, the pool, the chosen point, w₀, and the loss level η. */
+/** Pareto plot: every candidate, the final front (result.pool), the chosen point, w₀, and the loss level η. */
 export function paretoSvg(result: ResultDocument): string {
   const all = result.candidates;
   const xs = all.map((c) => c.cleanLoss).concat(result.eta);
@@ -35,7 +35,7 @@ export function paretoSvg(result: ResultDocument): string {
   for (const c of result.pool) {
     const cls = c.id === 0 ? 'pool start' : 'pool';
     parts.push(
-      `<circle class="${cls}" cx="${axes.px(c.cleanLoss).toFixed(1)}" cy="${axes.py(c.violation).toFixed(1)}" r="4.5" data-id="${c.id}" data-violation="${attr(c.violation)}" data-loss="${attr(c.cleanLoss)}"><title>pool #${c.id}${c.id === 0 ? ' (w₀)' : ''}: V ${fmt(c.violation)}, L ${fmt(c.cleanLoss, 4)}, ‖w − w₀‖ ${fmt(c.distance)}</title></circle>`,
+      `<circle class="${cls}" cx="${axes.px(c.cleanLoss).toFixed(1)}" cy="${axes.py(c.violation).toFixed(1)}" r="4.5" data-id="${c.id}" data-violation="${attr(c.violation)}" data-loss="${attr(c.cleanLoss)}"><title>front #${c.id}${c.id === 0 ? ' (w₀)' : ''}: V ${fmt(c.violation)}, L ${fmt(c.cleanLoss, 4)}, ‖w − w₀‖ ${fmt(c.distance)}</title></circle>`,
     );
   }
   const ch = result.chosen;

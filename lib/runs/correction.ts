@@ -14,7 +14,7 @@ import type { ArchName } from '../models/architectures.js';
 import { correct, type CorrectionState, type CutQpSnapshot, type LabelledImages } from '../correction/correct.js';
 import { loadCheckpoint, saveCheckpoint } from '../correction/checkpoint.js';
 import { checkBudgetFits } from '../correction/stopping.js';
-import { resolveCorrectionOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
+import { resolveCorrectionOptions, upgradeSavedOptions, type CorrectionOptions, type CorrectionOptionsInput } from '../correction/options.js';
 import type { CorrectionProgress } from '../correction/types.js';
 import type { AdvSource } from '../correction/presets.js';
 import { quantiseImages, type ResultDocument, type RobustnessSweep } from '../report/index.js';
@@ -107,7 +107,8 @@ export async function readRunSettings(dir: string): Promise<CorrectionRunSetting
   }
   const settings = JSON.parse(text) as CorrectionRunSettings;
   settings.out = dir;
-  settings.options = resolveCorrectionOptions(settings.options as CorrectionOptionsInput);
+  // run.json files written before 0.2.0 name some options the old way (qpEps).
+  settings.options = resolveCorrectionOptions(upgradeSavedOptions(settings.options as CorrectionOptionsInput));
   return settings;
 }
 

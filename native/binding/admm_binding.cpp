@@ -76,10 +76,10 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.rho = GetNumber(o, "rho", s.rho);
   s.sigma = GetNumber(o, "sigma", s.sigma);
   s.alpha = GetNumber(o, "alpha", s.alpha);
-  s.tolerance = GetNumber(o, "epsAbs", s.tolerance);
-  s.relative_tolerance = GetNumber(o, "epsRel", s.relative_tolerance);
-  s.primal_infeasibility_tolerance = GetNumber(o, "epsPrimalInfeasible", s.primal_infeasibility_tolerance);
-  s.dual_infeasibility_tolerance = GetNumber(o, "epsDualInfeasible", s.dual_infeasibility_tolerance);
+  s.tolerance = GetNumber(o, "tolerance", s.tolerance);
+  s.relative_tolerance = GetNumber(o, "relativeTolerance", s.relative_tolerance);
+  s.primal_infeasibility_tolerance = GetNumber(o, "primalInfeasibilityTolerance", s.primal_infeasibility_tolerance);
+  s.dual_infeasibility_tolerance = GetNumber(o, "dualInfeasibilityTolerance", s.dual_infeasibility_tolerance);
   const double max_iterations = GetNumber(o, "maxIterations", s.max_iterations);
   const double scaling = GetNumber(o, "scalingIterations", s.scaling);
   const double check = GetNumber(o, "checkTermination", s.check_termination);
@@ -94,7 +94,7 @@ AdmmSettings ToSettings(Napi::Env env, Napi::Value value, int n, int m) {
   s.progress_interval_ms = GetNumber(o, "progressIntervalMs", s.progress_interval_ms);
   if (!(s.rho > 0) || !(s.sigma > 0) || !(s.alpha > 0 && s.alpha < 2)) ThrowRange(env, "settings: rho and sigma must be > 0 and alpha in (0, 2)");
   if (!(s.tolerance >= 0) || !(s.relative_tolerance >= 0) || (s.tolerance == 0 && s.relative_tolerance == 0))
-    ThrowRange(env, "settings: epsAbs and epsRel must be ≥ 0 and not both 0");
+    ThrowRange(env, "settings: tolerance and relativeTolerance must be ≥ 0 and not both 0");
   if (!(s.primal_infeasibility_tolerance > 0) || !(s.dual_infeasibility_tolerance > 0)) ThrowRange(env, "settings: infeasibility tolerances must be > 0");
   if (!(max_iterations >= 1 && max_iterations <= 2e9) || !(scaling >= 0 && scaling <= 100) || !(check >= 1 && check <= 1e6) ||
       !(interval >= 0 && interval <= 2e9) || !(refine >= 0 && refine <= 100))
@@ -243,10 +243,10 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("rho", s.rho);
   o.Set("sigma", s.sigma);
   o.Set("alpha", s.alpha);
-  o.Set("epsAbs", s.tolerance);
-  o.Set("epsRel", s.relative_tolerance);
-  o.Set("epsPrimalInfeasible", s.primal_infeasibility_tolerance);
-  o.Set("epsDualInfeasible", s.dual_infeasibility_tolerance);
+  o.Set("tolerance", s.tolerance);
+  o.Set("relativeTolerance", s.relative_tolerance);
+  o.Set("primalInfeasibilityTolerance", s.primal_infeasibility_tolerance);
+  o.Set("dualInfeasibilityTolerance", s.dual_infeasibility_tolerance);
   o.Set("maxIterations", s.max_iterations);
   o.Set("scalingIterations", s.scaling);
   o.Set("adaptiveRho", s.adaptive_rho);

@@ -113,8 +113,8 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
   Napi::Value AppendDense(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     cuts::CutPool* p = mutablePool(env);
-    const double upper = ToNumber(env, info[1], "upper");
-    const double lower = ToNumber(env, info[2], "lower");
+    const double lower = ToNumber(env, info[1], "lower");
+    const double upper = ToNumber(env, info[2], "upper");
     CheckBounds(env, lower, upper);
     if (!info[0].IsTypedArray()) ThrowType(env, "row must be a Float32Array or Float64Array");
     Napi::TypedArray row = info[0].As<Napi::TypedArray>();
@@ -139,8 +139,8 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
   Napi::Value AppendSparse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     cuts::CutPool* p = mutablePool(env);
-    const double upper = ToNumber(env, info[2], "upper");
-    const double lower = ToNumber(env, info[3], "lower");
+    const double lower = ToNumber(env, info[2], "lower");
+    const double upper = ToNumber(env, info[3], "upper");
     CheckBounds(env, lower, upper);
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
       ThrowType(env, "index must be an Int32Array");
@@ -223,9 +223,9 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
   Napi::Value RowActivity(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     cuts::CutPool* p = mutablePool(env);
-    Eigen::VectorXd w = ToVector(env, info[0], "w", static_cast<size_t>(p->n()));
+    Eigen::VectorXd x = ToVector(env, info[0], "x", static_cast<size_t>(p->n()));
     Eigen::VectorXd out(p->size());
-    if (p->size() > 0) p->multiply(w.data(), out.data());
+    if (p->size() > 0) p->multiply(x.data(), out.data());
     return ToFloat64Array(env, out);
   }
 
@@ -284,10 +284,10 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     auto settings = std::make_shared<qp::CutQpSettings>();
     if (info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
-      if (o.Has("eps") && !o.Get("eps").IsUndefined()) {
-        const double eps = ToNumber(env, o.Get("eps"), "eps");
-        if (!(eps > 0) || !std::isfinite(eps)) ThrowRange(env, "eps must be a positive number");
-        settings->tolerance = eps;
+      if (o.Has("tolerance") && !o.Get("tolerance").IsUndefined()) {
+        const double tolerance = ToNumber(env, o.Get("tolerance"), "tolerance");
+        if (!(tolerance > 0) || !std::isfinite(tolerance)) ThrowRange(env, "tolerance must be a positive number");
+        settings->tolerance = tolerance;
       }
       if (o.Has("maxIterations") && !o.Get("maxIterations").IsUndefined()) {
         const double it = ToNumber(env, o.Get("maxIterations"), "maxIterations");
@@ -345,7 +345,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("status", qp::StatusName(r.status));
     o.Set("solver", "dual");
-    o.Set("x", ToFloat64Array(env, r.w));
+    o.Set("x", ToFloat64Array(env, r.x));
     o.Set("y", ToFloat64Array(env, r.y));
     o.Set("z", ToFloat64Array(env, r.z));
     o.Set("objective", r.objective);

@@ -16,7 +16,7 @@ namespace advcorrect::cuts {
 namespace {
 
 // A pool whose non-zeros exceed this multiple of m + n counts as having costly rows (see
-// CutQpProblem::costly_rows): no CSC copy, and the dual solver refreshes w sparingly.
+// CutQpProblem::costly_rows): no CSC copy, and the dual solver refreshes x sparingly.
 constexpr size_t kCostlyRowsFactor = 64;
 
 }  // namespace

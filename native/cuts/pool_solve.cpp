@@ -67,21 +67,21 @@ bool WarmStartAdmmFromPool(const CutPool& pool, const qp::CutQpProblem& problem,
     any = any || y[i] != 0;
   }
   if (!any) return false;
-  // Stationarity D(w − w₀) + Aᵀy + z = 0: w = w₀ − D⁻¹Aᵀy clipped to the bounds, and the
-  // bound multipliers z = D(w_unclipped − w) take up the difference.
-  Eigen::VectorXd w = Eigen::Map<const Eigen::VectorXd>(problem.w0, n);
+  // Stationarity D(x − w₀) + Aᵀy + z = 0: x = w₀ − D⁻¹Aᵀy clipped to the bounds, and the
+  // bound multipliers z = D(x_unclipped − x) take up the difference.
+  Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXd>(problem.w0, n);
   Eigen::VectorXd aty = Eigen::VectorXd::Zero(n), z = Eigen::VectorXd::Zero(n);
   pool.multiplyTransposeAdd(y.data(), 1.0, aty.data());
   for (int j = 0; j < n; ++j) {
     const double d = problem.diagonal ? problem.diagonal[j] : 1.0;
-    const double free_w = w[j] - aty[j] / d;
-    double clipped = free_w;
+    const double free_x = x[j] - aty[j] / d;
+    double clipped = free_x;
     if (problem.var_lower) clipped = std::max(clipped, problem.var_lower[j]);
     if (problem.var_upper) clipped = std::min(clipped, problem.var_upper[j]);
-    w[j] = clipped;
-    z[j] = d * (free_w - clipped);
+    x[j] = clipped;
+    z[j] = d * (free_x - clipped);
   }
-  settings.warm_x = std::move(w);
+  settings.warm_x = std::move(x);
   settings.warm_y = std::move(y);
   settings.warm_z = std::move(z);
   return true;
@@ -112,7 +112,7 @@ qp::AdmmResult SolveAdmmOnPool(CutPool& pool, const double* w0, qp::AdmmSettings
   if (std::optional<qp::CutQpResult> stopped = FoldBeforeSolve(pool, w0, control, clock)) {
     qp::AdmmResult detail;
     detail.status = stopped->status;
-    detail.x = stopped->w;
+    detail.x = stopped->x;
     detail.y = stopped->y;
     detail.z = stopped->z;
     detail.objective = stopped->objective;

@@ -35,7 +35,7 @@ class SolveClock {
 
 // Folds the pool's pending rows into G before a solve, stopping between panels when the
 // control is cancelled or `clock` runs out. When it stopped, returns the result to report
-// (status aborted or time_limit_reached, w = w₀, zero multipliers); the next solve continues
+// (status aborted or time_limit_reached, x = w₀, zero multipliers); the next solve continues
 // the fold. w0 holds pool.n() values.
 std::optional<qp::CutQpResult> FoldBeforeSolve(CutPool& pool, const double* w0, const qp::CutQpControl& control,
                                                const SolveClock& clock);
@@ -57,8 +57,8 @@ void RecordAdmmSolve(CutPool& pool, const qp::CutQpResult& result);
 
 // An ADMM warm start from the multipliers the pool recorded at its last solve (rows appended
 // since have multiplier 0, removed rows are gone): y = those multipliers, and from
-// stationarity D(w − w₀) + Aᵀy + z = 0, w = w₀ − D⁻¹Aᵀy clipped to the variable bounds with
-// z = D(w_unclipped − w). Sets settings.warm_x/warm_y/warm_z and returns true; leaves the
+// stationarity D(x − w₀) + Aᵀy + z = 0, x = w₀ − D⁻¹Aᵀy clipped to the variable bounds with
+// z = D(x_unclipped − x). Sets settings.warm_x/warm_y/warm_z and returns true; leaves the
 // settings alone and returns false when they already carry a warm_y, when the pool is empty,
 // or when every recorded multiplier is 0.
 bool WarmStartAdmmFromPool(const CutPool& pool, const qp::CutQpProblem& problem, qp::AdmmSettings& settings);

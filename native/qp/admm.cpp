@@ -334,7 +334,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
   double last_progress_ms = -1e300;
   Residuals res;
   bool have_res = false;
-  AdmmStatus status = AdmmStatus::kMaxIterReached;
+  AdmmStatus status = AdmmStatus::kIterationLimitReached;
   int k = 0, primal_inf_count = 0, dual_inf_count = 0;
   const double alpha = s_.alpha, sigma = s_.sigma;
 
@@ -381,7 +381,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
     if (!std::isfinite(res.prim) || !std::isfinite(res.dual)) {
       status = AdmmStatus::kSolvedInaccurate;  // replaced below: numerical breakdown
       result.message = "the iteration diverged (non-finite residuals)";
-      status = AdmmStatus::kMaxIterReached;
+      status = AdmmStatus::kIterationLimitReached;
       break;
     }
     if (Converged(res)) { status = AdmmStatus::kSolved; break; }
@@ -441,10 +441,10 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
       x = xp; z = zp; y = yp; res = rp;
       result.polished = true;
     }
-  } else if (status == AdmmStatus::kMaxIterReached || status == AdmmStatus::kTimeLimitReached) {
+  } else if (status == AdmmStatus::kIterationLimitReached || status == AdmmStatus::kTimeLimitReached) {
     if (!have_res) res = Compute(x, z, y);
     bool solved = false;
-    if (s_.polish && status == AdmmStatus::kMaxIterReached) {
+    if (s_.polish && status == AdmmStatus::kIterationLimitReached) {
       Vec xp = x, zp = z, yp = y;
       Residuals rp = res;
       if (Polish(xp, zp, yp, rp)) {
@@ -454,7 +454,7 @@ void Iteration::Run(const Vec* warm_x, const Vec* warm_y, AdmmResult& result) {
       }
     }
     if (solved) status = AdmmStatus::kSolved;
-    else if (status == AdmmStatus::kMaxIterReached && std::isfinite(res.prim) && Converged(res, 10.0))
+    else if (status == AdmmStatus::kIterationLimitReached && std::isfinite(res.prim) && Converged(res, 10.0))
       status = AdmmStatus::kSolvedInaccurate;
   }
 

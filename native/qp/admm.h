@@ -75,7 +75,7 @@ struct AdmmSettings {
 };
 
 struct AdmmResult {
-  AdmmStatus status = AdmmStatus::kMaxIterReached;
+  AdmmStatus status = AdmmStatus::kIterationLimitReached;
   Eigen::VectorXd x;  // n
   Eigen::VectorXd y;  // m: multipliers of the rows of A
   Eigen::VectorXd z;  // n: multipliers of the variable bounds (zeros where unbounded)

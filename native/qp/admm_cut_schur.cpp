@@ -324,7 +324,7 @@ CutQpResult SolveCutQpAdmm(const CutQpProblem& problem, const AdmmSettings& sett
 
   CutQpResult out;
   out.status = result.status;
-  out.w = result.x;
+  out.x = result.x;
   out.y = result.y.head(m);
   out.z = backend.rows > m ? Vec(result.y.tail(n)) : Vec::Zero(n);
   out.iterations = result.iterations;
@@ -332,7 +332,7 @@ CutQpResult SolveCutQpAdmm(const CutQpProblem& problem, const AdmmSettings& sett
     out.certificate_y = result.certificate_y.head(m);
     out.certificate_z = backend.rows > m ? Vec(result.certificate_y.tail(n)) : Vec::Zero(n);
   }
-  out.residuals = ComputeResiduals(problem, out.w, out.y, out.z, &out.objective);
+  out.residuals = ComputeResiduals(problem, out.x, out.y, out.z, &out.objective);
   for (int i = 0; i < m; ++i) out.active_rows += out.y[i] != 0;
   for (int j = 0; j < out.z.size(); ++j) out.active_bounds += out.z[j] != 0;
   out.solve_time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -1,14 +1,14 @@
 // The cut QP, shared by every solver of it (dual active set, ADMM):
 //
-//   minimise   ½ (w − w₀)ᵀ D (w − w₀)
-//   subject to rowLowerᵢ ≤ aᵢᵀ w ≤ rowUpperᵢ   (i = 1..m; ±∞ allowed, equal bounds = equality)
+//   minimise   ½ (x − w₀)ᵀ D (x − w₀)
+//   subject to rowLowerᵢ ≤ aᵢᵀ x ≤ rowUpperᵢ   (i = 1..m; ±∞ allowed, equal bounds = equality)
 //              varLowerⱼ ≤ wⱼ ≤ varUpperⱼ       (optional)
 //
 // with D a positive diagonal (identity when absent). Plain structs only: no Node-API here.
 //
 // Sign convention of multipliers (OSQP's): y > 0 on an active upper bound, y < 0 on an
 // active lower bound, and the same for the variable-bound multipliers z, so that
-//   D (w − w₀) + Aᵀ y + z = 0   at a solution.
+//   D (x − w₀) + Aᵀ y + z = 0   at a solution.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -29,7 +29,7 @@ enum class CutQpStatus {
   kSolvedInaccurate,
   kPrimalInfeasible,
   kDualInfeasible,
-  kMaxIterReached,
+  kIterationLimitReached,
   kTimeLimitReached,
   kAborted,
   kNonConvex,
@@ -41,7 +41,7 @@ inline const char* StatusName(CutQpStatus status) {
     case CutQpStatus::kSolvedInaccurate: return "solved_inaccurate";
     case CutQpStatus::kPrimalInfeasible: return "primal_infeasible";
     case CutQpStatus::kDualInfeasible: return "dual_infeasible";
-    case CutQpStatus::kMaxIterReached: return "max_iter_reached";
+    case CutQpStatus::kIterationLimitReached: return "iteration_limit_reached";
     case CutQpStatus::kTimeLimitReached: return "time_limit_reached";
     case CutQpStatus::kAborted: return "aborted";
     case CutQpStatus::kNonConvex: return "non_convex";
@@ -56,7 +56,7 @@ struct CutQpSettings {
   static constexpr double kDefaultProgressIntervalMs = 100;
 
   // Feasibility tolerance: a constraint counts as violated when its violation exceeds
-  // tolerance · max(1, |bound|) (the JS option `eps`).
+  // tolerance · max(1, |bound|) (the JS option `tolerance`).
   double tolerance = kDefaultTolerance;
   int max_iterations = kDefaultMaxIterations;
   double time_limit_ms = kDefaultTimeLimitMs;
@@ -102,7 +102,7 @@ struct CutQpProblem {
   GramView Gram() const { return GramView(gram, m, m, Eigen::OuterStride<>(gram_stride)); }
   // True when a pass over the rows with non-zero multipliers is expensive (long dense rows): the
   // dual solver then looks at variable bounds only once no row is violated, instead of
-  // recomputing w for every choice of constraint.
+  // recomputing x for every choice of constraint.
   bool costly_rows = false;
   // Optional A w₀ (m values) when the caller caches it across solves (the cut pool does).
   const double* a_w0 = nullptr;
@@ -110,23 +110,23 @@ struct CutQpProblem {
 
 struct CutQpResiduals {
   double primal = 0;  // largest violation of a row or variable bound (absolute)
-  double dual = 0;    // ‖D(w − w₀) + Aᵀy + z‖∞
+  double dual = 0;    // ‖D(x − w₀) + Aᵀy + z‖∞
   double gap = 0;     // largest |multiplier · distance to its bound| (complementarity)
 };
 
 struct CutQpResult {
   CutQpStatus status = CutQpStatus::kSolved;
-  Eigen::VectorXd w;  // n: solution, or last iterate
+  Eigen::VectorXd x;  // n: solution, or last iterate
   Eigen::VectorXd y;  // m: row multipliers
   Eigen::VectorXd z;  // n: variable-bound multipliers (zeros without bounds)
-  double objective = 0;  // ½ (w − w₀)ᵀ D (w − w₀)
+  double objective = 0;  // ½ (x − w₀)ᵀ D (x − w₀)
   int iterations = 0;
   double solve_time_ms = 0;     // wall time; callers add their set-up (setup_time_ms) to it
-  double residual_time_ms = 0;  // recovering w from the multipliers and checking the residuals
+  double residual_time_ms = 0;  // recovering x from the multipliers and checking the residuals
   double setup_time_ms = 0;     // set by the caller: bringing G and A w₀ up to date beforehand
   CutQpResiduals residuals;
   // Farkas certificate when status is primal_infeasible (both empty otherwise):
-  // (y, z) with Aᵀy + z ≈ 0 and Σ u·y⁺ − l·y⁻ (rows and bounds) < 0, proving no w exists.
+  // (y, z) with Aᵀy + z ≈ 0 and Σ u·y⁺ − l·y⁻ (rows and bounds) < 0, proving no x exists.
   Eigen::VectorXd certificate_y;  // m
   Eigen::VectorXd certificate_z;  // n
   // Solver-specific counters (working-set size for the dual method, ρ updates for ADMM, ...).
@@ -135,12 +135,12 @@ struct CutQpResult {
 };
 
 // The result of a solve stopped before its first iteration (while the caller prepared the
-// problem): w = w₀, zero multipliers, and the residuals of that point. problem.gram may be null.
+// problem): x = w₀, zero multipliers, and the residuals of that point. problem.gram may be null.
 CutQpResult UnstartedResult(const CutQpProblem& problem, CutQpStatus status);
 
-// Computes residuals and objective of (w, y, z) for a problem; shared by the solvers so
+// Computes residuals and objective of (x, y, z) for a problem; shared by the solvers so
 // they report the same quantities. Costs two passes over A.
-CutQpResiduals ComputeResiduals(const CutQpProblem& problem, const Eigen::VectorXd& w,
+CutQpResiduals ComputeResiduals(const CutQpProblem& problem, const Eigen::VectorXd& x,
                                 const Eigen::VectorXd& y, const Eigen::VectorXd& z,
                                 double* objective = nullptr);
 

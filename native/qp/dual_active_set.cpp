@@ -42,7 +42,7 @@ class DualActiveSet {
     skipped_.assign(static_cast<size_t>(y_.size()), 0);
     s_ = a_w0_;
     if (has_bounds_) {
-      w_ = Eigen::Map<const Eigen::VectorXd>(p_.w0, n_);
+      x_ = Eigen::Map<const Eigen::VectorXd>(p_.w0, n_);
     }
     started_ = Clock::now();
     last_progress_ = started_;
@@ -54,7 +54,7 @@ class DualActiveSet {
     if (warm && settings_.warm_start) WarmStart(*warm);
     CutQpStatus status = Iterate(result);
     Finish(status, result, final_set);
-    // The activities were kept through G. When the residual check on A w itself finds a
+    // The activities were kept through G. When the residual check on A x itself finds a
     // violation that rounding left, iterate again from exact activities (a few rounds at most;
     // free in the usual case, where the first check passes).
     for (int round = 0; round < 3 && status == CutQpStatus::kSolved &&
@@ -79,9 +79,9 @@ class DualActiveSet {
   double BoundOf(int c, int sign) const { return sign > 0 ? Upper(c) : Lower(c); }
   // Current value of constraint c: aᵢᵀw for rows, w_j for bounds.
   double Value(int c) const { return c < m_ ? s_[c] : VariableValue(c - m_); }
-  // w_j: from w_ when it is current, else from column j of A and the multipliers.
+  // x_j: from x_ when it is current, else from column j of A and the multipliers.
   double VariableValue(int j) const {
-    if (!w_stale_) return w_[j];
+    if (!x_stale_) return x_[j];
     const double aty = m_ > 0 ? p_.rows->columnDot(j, y_.data()) : 0.0;
     return p_.w0[j] - (aty + y_[m_ + j]) / Diag(j);
   }
@@ -180,7 +180,7 @@ class DualActiveSet {
 
   // ---- iterate maintenance ----
 
-  // Applies multiplier changes dy (pairs of constraint, change) to y, s and w.
+  // Applies multiplier changes dy (pairs of constraint, change) to y, s and x.
   void ApplyStep(const std::vector<int>& cons, const Eigen::VectorXd& dy) {
     const int k = static_cast<int>(cons.size());
     // Rows: s −= G_{:,rows} dy_rows; bounds: s −= A_{:,j} dz_j / d_j.
@@ -198,40 +198,40 @@ class DualActiveSet {
       } else {
         const int j = c - m_;
         AddColumn(j, -dy[t] / Diag(j), s_);
-        if (!w_stale_) w_[j] -= dy[t] / Diag(j);
+        if (!x_stale_) x_[j] -= dy[t] / Diag(j);
       }
     }
     if (!row_idx.empty()) {
       for (size_t t = 0; t < row_idx.size(); ++t) s_.noalias() -= row_dy[t] * G().col(row_idx[t]);
-      // Updating w would cost a pass over every working-set row per step; it is recomputed
+      // Updating x would cost a pass over every working-set row per step; it is recomputed
       // when the bounds are next scanned instead.
-      if (has_bounds_) w_stale_ = true;
+      if (has_bounds_) x_stale_ = true;
     }
   }
 
-  // w = w₀ − D⁻¹(Aᵀy + z).
+  // x = w₀ − D⁻¹(Aᵀy + z).
   Eigen::VectorXd PrimalFromMultipliers() const {
     Eigen::VectorXd acc = Eigen::VectorXd::Zero(n_);
     if (m_ > 0) p_.rows->multiplyTransposeAdd(y_.data(), 1.0, acc.data());
-    Eigen::VectorXd w(n_);
+    Eigen::VectorXd x(n_);
     for (int j = 0; j < n_; ++j) {
       const double z = has_bounds_ ? y_[m_ + j] : 0.0;
-      w[j] = p_.w0[j] - (acc[j] + z) / Diag(j);
+      x[j] = p_.w0[j] - (acc[j] + z) / Diag(j);
     }
-    return w;
+    return x;
   }
 
-  // Recomputes s (and w) exactly from the multipliers.
-  // Recomputes s = A w₀ − G y − A D⁻¹ z (and w) from the multipliers, removing the drift of
+  // Recomputes s (and x) exactly from the multipliers.
+  // Recomputes s = A w₀ − G y − A D⁻¹ z (and x) from the multipliers, removing the drift of
   // the incremental updates. Costs O(m²) plus a pass over the active rows when bounded.
   void Refresh() {
     if (exact_refresh_) {
-      // s = A w with w from the multipliers: a pass over A, free of G's cancellation.
-      Eigen::VectorXd w = PrimalFromMultipliers();
-      if (m_ > 0) p_.rows->multiply(w.data(), s_.data());
+      // s = A x with x from the multipliers: a pass over A, free of G's cancellation.
+      Eigen::VectorXd x = PrimalFromMultipliers();
+      if (m_ > 0) p_.rows->multiply(x.data(), s_.data());
       if (has_bounds_) {
-        w_ = std::move(w);
-        w_stale_ = false;
+        x_ = std::move(x);
+        x_stale_ = false;
       }
       return;
     }
@@ -240,8 +240,8 @@ class DualActiveSet {
       for (int j = 0; j < n_; ++j) {
         if (y_[m_ + j] != 0) AddColumn(j, -y_[m_ + j] / Diag(j), s_);
       }
-      w_ = PrimalFromMultipliers();
-      w_stale_ = false;
+      x_ = PrimalFromMultipliers();
+      x_stale_ = false;
     }
   }
 
@@ -301,7 +301,7 @@ class DualActiveSet {
   }
 
   // The most violated constraint outside W (scaled by its norm); −1 when none exceeds tolerance.
-  // Scanning the bounds needs w current, a pass over the rows with non-zero multipliers after
+  // Scanning the bounds needs x current, a pass over the rows with non-zero multipliers after
   // row steps. With costly rows, rows come first (the dual method may add any violated
   // constraint) and the bounds are scanned only when no row is violated.
   int MostViolated(int* sign_out, double* max_violation) {
@@ -310,9 +310,9 @@ class DualActiveSet {
       const int row = MostViolatedIn(0, m_, sign_out, max_violation);
       if (row >= 0) return row;
     }
-    if (w_stale_) {
-      w_ = PrimalFromMultipliers();
-      w_stale_ = false;
+    if (x_stale_) {
+      x_ = PrimalFromMultipliers();
+      x_stale_ = false;
     }
     return MostViolatedIn(0, m_ + n_, sign_out, max_violation);
   }
@@ -354,7 +354,7 @@ class DualActiveSet {
       return true;
     }
     if (iteration >= settings_.max_iterations) {
-      *status = CutQpStatus::kMaxIterReached;
+      *status = CutQpStatus::kIterationLimitReached;
       return true;
     }
     const double elapsed = ElapsedMs();
@@ -546,14 +546,14 @@ class DualActiveSet {
     result.active_bounds = 0;
     result.iterations = iterations_;
     const Clock::time_point recovery_started = Clock::now();
-    result.w = PrimalFromMultipliers();
+    result.x = PrimalFromMultipliers();
     result.y = y_.head(m_);
     result.z = has_bounds_ ? Eigen::VectorXd(y_.tail(n_)) : Eigen::VectorXd::Zero(n_);
-    result.residuals = ComputeResiduals(p_, result.w, result.y, result.z, &result.objective);
+    result.residuals = ComputeResiduals(p_, result.x, result.y, result.z, &result.objective);
     result.residual_time_ms += std::chrono::duration<double, std::milli>(Clock::now() - recovery_started).count();
     if (debug_) {
       Eigen::VectorXd act(m_);
-      if (m_ > 0) p_.rows->multiply(result.w.data(), act.data());
+      if (m_ > 0) p_.rows->multiply(result.x.data(), act.data());
       for (int i = 0; i < m_; ++i) {
         const double v = std::max({0.0, act[i] - Upper(i), Lower(i) - act[i]});
         if (in_set_[i]) { const double b = y_[i] > 0 ? Upper(i) : Lower(i); if (std::abs(act[i]-b) > 1e-10) std::fprintf(stderr, "W row %d off by %g y=%g\n", i, act[i]-b, y_[i]); }
@@ -604,16 +604,16 @@ class DualActiveSet {
   bool has_bounds_ = false;
   Eigen::VectorXd a_w0_;
   Eigen::VectorXd y_;  // m row multipliers, then n bound multipliers when bounded
-  Eigen::VectorXd s_;  // row activities A w
-  Eigen::VectorXd w_;  // primal iterate (only kept with bounds)
-  bool w_stale_ = false;  // w_ lags behind row steps (see VariableValue)
+  Eigen::VectorXd s_;  // row activities A x
+  Eigen::VectorXd x_;  // primal iterate (only kept with bounds)
+  bool x_stale_ = false;  // x_ lags behind row steps (see VariableValue)
   std::vector<char> in_set_;
   std::vector<char> skipped_;  // constraints found implied by W up to rounding
   std::vector<int> set_, sign_;
   Eigen::MatrixXd L_;
   int iterations_ = 0;
   bool debug_ = false;          // ADVCORRECT_DEBUG_DUAL=1: trace degenerate steps on stderr
-  bool exact_refresh_ = false;  // refresh activities from A w instead of through G
+  bool exact_refresh_ = false;  // refresh activities from A x instead of through G
   Clock::time_point started_, last_progress_;
 };
 

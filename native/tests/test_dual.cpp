@@ -38,7 +38,7 @@ void CheckOptimal(CutPool& pool, const Eigen::VectorXd& w0, const CutQpResult& r
   Check(r.residuals.dual < 1e-8, name + ": dual residual " + std::to_string(r.residuals.dual));
   { char buf[64]; std::snprintf(buf, sizeof buf, "%.3e", r.residuals.gap); Check(r.residuals.gap < 1e-8 * std::max(1.0, r.y.lpNorm<Eigen::Infinity>()), name + ": complementarity " + buf); }
   Eigen::VectorXd act(pool.size());
-  pool.multiply(r.w.data(), act.data());
+  pool.multiply(r.x.data(), act.data());
   for (int i = 0; i < pool.size(); ++i) {
     if (r.y[i] > 0) Check(std::isfinite(pool.upper()[i]), name + ": y>0 on a row without upper bound");
     if (r.y[i] < 0) Check(std::isfinite(pool.lower()[i]), name + ": y<0 on a row without lower bound");
@@ -117,7 +117,7 @@ std::unique_ptr<CutPool> MakePool(const Instance& inst, Eigen::VectorXd& w0, std
     }
   }
   if (inst.infeasible) {
-    // a·w ≤ −1 together with a·w ≥ 1 (through two different multiples of a and a bound pair).
+    // a·x ≤ −1 together with a·x ≥ 1 (through two different multiples of a and a bound pair).
     std::vector<int32_t> idx;
     std::vector<double> val;
     for (int j = 0; j < inst.n; j += 2) {
@@ -163,7 +163,7 @@ void RunInstance(const Instance& inst) {
   CutQpResult warm = Solve(pool, w0, true);
   Check(warm.status == cold.status, name + ": warm status differs");
   if (cold.status == CutQpStatus::kSolved) {
-    const double diff = (warm.w - cold.w).lpNorm<Eigen::Infinity>();
+    const double diff = (warm.x - cold.x).lpNorm<Eigen::Infinity>();
     Check(diff < 1e-6, name + ": warm/cold differ by " + std::to_string(diff));
     Check(warm.iterations <= cold.iterations, name + ": warm took more iterations");
   }

@@ -22,8 +22,8 @@ namespace cuts = advcorrect::cuts;
 
 namespace {
 
-// A pool of m random dense rows aᵀw ≥ aᵀw₀ + offset (violated at w₀), optional box bounds
-// w₀ ± 0.3 on w and a non-trivial diagonal.
+// A pool of m random dense rows aᵀx ≥ aᵀw₀ + offset (violated at w₀), optional box bounds
+// w₀ ± 0.3 on x and a non-trivial diagonal.
 std::unique_ptr<CutPool> MakePool(std::mt19937& rng, int n, int m, bool bounds, double offset, Eigen::VectorXd& w0) {
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> positive(0.5, 2.0);
@@ -107,7 +107,7 @@ void CheckRecording() {
   Check(pool.row(0).last_multiplier == 0 && pool.row(3).last_multiplier == 1, "multipliers of the wrong length ignored");
 }
 
-// settings.warm_x/y/z against stationarity D(w − w₀) + Aᵀy + z = 0 with w inside its bounds.
+// settings.warm_x/y/z against stationarity D(x − w₀) + Aᵀy + z = 0 with x inside its bounds.
 void CheckStationaryStart(const CutPool& pool, const Eigen::VectorXd& w0, const AdmmSettings& s, const std::string& name) {
   const int n = pool.n();
   Check(s.warm_x.size() == n && s.warm_y.size() == pool.size() && s.warm_z.size() == n, name + ": warm start sizes");
@@ -123,7 +123,7 @@ void CheckStationaryStart(const CutPool& pool, const Eigen::VectorXd& w0, const 
     Check(inside, name + ": warm x within the variable bounds");
     bool clipped = false;
     for (int j = 0; j < n; ++j) {
-      // z is non-zero only where w sits on a bound (upper: z > 0, lower: z < 0).
+      // z is non-zero only where x sits on a bound (upper: z > 0, lower: z < 0).
       if (s.warm_z[j] > 0) Check(s.warm_x[j] == pool.varUpper()[j], name + ": z > 0 off the upper bound");
       if (s.warm_z[j] < 0) Check(s.warm_x[j] == pool.varLower()[j], name + ": z < 0 off the lower bound");
       clipped = clipped || s.warm_z[j] != 0;
@@ -205,7 +205,7 @@ void CheckDualOnPool() {
   settings.warm_start = false;
   const CutQpResult cold = cuts::SolveDualOnPool(pool, w0.data(), settings, control);
   Check(warm.status == CutQpStatus::kSolved && cold.status == CutQpStatus::kSolved, "warm and cold dual solve");
-  Check(MaxAbs(warm.w - cold.w) < 1e-9, "warm and cold dual agree: " + std::to_string(MaxAbs(warm.w - cold.w)));
+  Check(MaxAbs(warm.x - cold.x) < 1e-9, "warm and cold dual agree: " + std::to_string(MaxAbs(warm.x - cold.x)));
 }
 
 void CheckStoppedFold() {
@@ -218,7 +218,7 @@ void CheckStoppedFold() {
   control.cancel = &cancel;
   const CutQpResult aborted = cuts::SolveDualOnPool(pool, w0.data(), CutQpSettings{}, control);
   Check(aborted.status == CutQpStatus::kAborted, std::string("cancelled fold: ") + StatusName(aborted.status));
-  Check(aborted.w.size() == w0.size() && MaxAbs(aborted.w - w0) == 0 && MaxAbs(aborted.y) == 0, "a stopped fold reports w = w0, y = 0");
+  Check(aborted.x.size() == w0.size() && MaxAbs(aborted.x - w0) == 0 && MaxAbs(aborted.y) == 0, "a stopped fold reports x = w0, y = 0");
   Check(!pool.gramUpToDate() && !pool.dualWarmState().valid, "nothing folded or recorded");
   const AdmmResult admm_aborted = cuts::SolveAdmmOnPool(pool, w0.data(), AdmmSettings{}, true, control);
   Check(admm_aborted.status == CutQpStatus::kAborted && MaxAbs(admm_aborted.x - w0) == 0, "ADMM: cancelled fold");

@@ -141,9 +141,9 @@ export function appendRow(pool: CutPool, row: RandomRow, n: number): number {
   if (row.dense) {
     const dense = row.single ? new Float32Array(n) : new Float64Array(n);
     row.index.forEach((j, k) => (dense[j] = row.value[k]));
-    return pool.appendDense(dense, row.upper, row.lower);
+    return pool.appendDense(dense, row.lower, row.upper);
   }
-  return pool.appendSparse(row.index, row.value, row.upper, row.lower);
+  return pool.appendSparse(row.index, row.value, row.lower, row.upper);
 }
 
 export function buildPool(qp: RandomCutQp, rows: RandomRow[] = qp.rows): CutPool {
