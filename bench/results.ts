@@ -27,7 +27,7 @@ import { evaluate } from '../lib/attacks/index.js';
 import { loadModel } from '../lib/models/io.js';
 import { ParameterView } from '../lib/models/parameters.js';
 import { packageRoot } from '../lib/native.js';
-import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, type CorrectionOptionsInput } from '../lib/correction/options.js';
+import { DEFAULT_CORRECTION_OPTIONS, resolveCorrectionOptions, upgradeSavedOptions, type CorrectionOptionsInput } from '../lib/correction/options.js';
 import { chooseAnswer } from '../lib/correction/selection.js';
 import { runCorrection, type CorrectionRunSettings, type RunIo } from '../lib/runs/index.js';
 import { MODELS, SHIFTS, gitCommit, matchShift, meanSd, pctStat, robustness, shiftCurve, type Answer, type EvalSettings, type Robustness, type RunRecord, type ShiftPoint } from './study.js';
@@ -54,7 +54,9 @@ async function loadRecords(): Promise<RunRecord[]> {
   return (await fs.readFile(runsFile, 'utf8'))
     .split('\n')
     .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as RunRecord);
+    .map((l) => JSON.parse(l) as RunRecord)
+    // Records written before 0.2.0 name some options the old way (qpEps): read them in today's names.
+    .map((r) => ({ ...r, options: upgradeSavedOptions(r.options), resolved: upgradeSavedOptions(r.resolved) }));
 }
 
 async function loadShifts(): Promise<Record<string, ShiftPoint[]>> {
