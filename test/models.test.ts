@@ -55,7 +55,7 @@ describe('models (lib/models)', function () {
   }
 
   describe('model builders', () => {
-    const expected: Record<ArchName, number> = { fc: 199_210, cnnlight: 41_008, cnn: 162_710, resnet8: 175_258 };
+    const expected: Record<ArchName, number> = { fc: 199_210, cnnlight: 41_008, cnn: 162_710, resnet8: 175_258, 'mlp-wide': 20_037_642 };
     for (const arch of Object.keys(expected) as ArchName[]) {
       it(`${arch} has ${expected[arch]} trainable parameters and outputs 10 logits`, () => {
         const model = buildModel(arch, { seed: 1 });
