@@ -234,10 +234,10 @@ describe('models (lib/models)', function () {
     });
 
     it('checks its arguments', async () => {
-      await assert.rejects(loadModel('x.npz'), { name: 'TypeError', message: 'arch is required to load an .npz file (one of fc, cnnlight, cnn, resnet8)' });
-      await assert.rejects(loadModel('m.json', { arch: 'vgg' as ArchName }), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8' });
+      await assert.rejects(loadModel('x.npz'), { name: 'TypeError', message: 'arch is required to load an .npz file (one of fc, cnnlight, cnn, resnet8, mlp-wide)' });
+      await assert.rejects(loadModel('m.json', { arch: 'vgg' as ArchName }), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8, mlp-wide' });
       await assert.rejects(loadModel(path.join(tmp, 'nothing-here.json')), isCode('ERR_IO', /cannot read/));
-      assert.throws(() => buildModel('lenet' as ArchName), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8' });
+      assert.throws(() => buildModel('lenet' as ArchName), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8, mlp-wide' });
     });
   });
 
