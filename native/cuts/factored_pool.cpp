@@ -313,20 +313,21 @@ void FactoredCutPool::multiplyTransposeAdd(const double* y, double scale, double
     }
   }
   if (factored.empty()) return;
-  const Eigen::Index k = static_cast<Eigen::Index>(factored.size());
+  std::vector<const FactoredRow*> list;
+  for (size_t i : factored) list.push_back(rows_[i].get());
   int64_t factor_at = 0;
   for (const FactorBlock& block : layout_.blocks()) {
-    // x_B += Σ_i coef_i x_i d_iᵀ = (X diag(coef))ᵀ D, X: k × rows, D: k × cols.
-    RowMajor xs(k, block.rows), d(k, block.cols);
-    for (Eigen::Index t = 0; t < k; ++t) {
-      const size_t i = factored[static_cast<size_t>(t)];
-      const double coef = scale * y[i];
-      const float* f = rows_[i]->factors.data() + factor_at;
-      for (int p = 0; p < block.rows; ++p) xs(t, p) = coef * static_cast<double>(f[p]);
-      for (int q = 0; q < block.cols; ++q) d(t, q) = f[block.rows + q];
+    // x_B += Σ_i coef_i x_i d_iᵀ = Σ_g x_g (Σ_{i∈g} coef_i d_i)ᵀ over the distinct x's: X_u D_gᵀ.
+    std::vector<int> group;
+    const Eigen::MatrixXd xu = DistinctX(list, factor_at, block.rows, group);  // rows × g
+    RowMajor dg = RowMajor::Zero(xu.cols(), block.cols);
+    for (size_t t = 0; t < factored.size(); ++t) {
+      const double coef = scale * y[factored[t]];
+      const float* d = list[t]->factors.data() + factor_at + block.rows;
+      for (int q = 0; q < block.cols; ++q) dg(group[t], q) += coef * static_cast<double>(d[q]);
     }
     Eigen::Map<RowMajor> xb(x + block.offset, block.rows, block.cols);
-    xb.noalias() += xs.transpose() * d;
+    xb.noalias() += xu * dg;
     factor_at += block.rows + block.cols;
   }
   int64_t at = 0;

@@ -94,6 +94,11 @@ double FactoredRowDot(const FactoredLayout& layout, const FactoredRow& a, const 
 template <typename T>
 void DenseAgainstFactored(const FactoredLayout& layout, const T* v, const std::vector<const FactoredRow*>& rows,
                           double* out);
+// The distinct x factors (length values at factor_at) of the rows as the columns of a
+// length × g matrix, and each row's column in `group`: the rows of one example share x across
+// wrong classes, so products with a block need one column per example, not per row.
+Eigen::MatrixXd DistinctX(const std::vector<const FactoredRow*>& rows, int64_t factor_at, int length,
+                          std::vector<int>& group);
 // The row as n float64 values (x_p·d_q is exact in float64 for float32 factors).
 void ExpandFactoredRow(const FactoredLayout& layout, const FactoredRow& row, double* out);
 

@@ -2,6 +2,7 @@
 // rows (dots, products with dense vectors, expansion). See factored_pool.h.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -44,6 +45,13 @@ double PlainDot(const A* a, const B* b, int64_t count) {
   return sum;
 }
 
+// u.row(r) · d for a float32 d of u.cols() values.
+double RowDot(const Eigen::MatrixXd& u, int r, const float* d) {
+  double sum = 0;
+  for (Eigen::Index q = 0; q < u.cols(); ++q) sum += u(r, q) * static_cast<double>(d[q]);
+  return sum;
+}
+
 template <typename T>
 std::unique_ptr<FactoredRow> MakeDenseOf(const FactoredLayout& layout, const T* values, double lower, double upper) {
   CheckRowBounds(lower, upper);
@@ -73,6 +81,36 @@ Eigen::VectorXd GatherRest(const FactoredLayout& layout, const T* v) {
 }
 
 }  // namespace
+
+Eigen::MatrixXd DistinctX(const std::vector<const FactoredRow*>& rows, int64_t factor_at, int length,
+                          std::vector<int>& group) {
+  // Rows with bitwise equal x share a column; a hash of the bytes finds the candidates.
+  group.assign(rows.size(), -1);
+  std::vector<const float*> distinct;
+  std::vector<uint64_t> hashes;
+  for (size_t t = 0; t < rows.size(); ++t) {
+    const float* x = rows[t]->factors.data() + factor_at;
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char* bytes = reinterpret_cast<const unsigned char*>(x);
+    for (size_t b = 0; b < sizeof(float) * static_cast<size_t>(length); ++b) h = (h ^ bytes[b]) * 1099511628211ULL;
+    for (size_t g = 0; g < distinct.size(); ++g) {
+      if (hashes[g] == h && std::memcmp(distinct[g], x, sizeof(float) * static_cast<size_t>(length)) == 0) {
+        group[t] = static_cast<int>(g);
+        break;
+      }
+    }
+    if (group[t] < 0) {
+      group[t] = static_cast<int>(distinct.size());
+      distinct.push_back(x);
+      hashes.push_back(h);
+    }
+  }
+  Eigen::MatrixXd xu(length, static_cast<Eigen::Index>(distinct.size()));
+  for (size_t g = 0; g < distinct.size(); ++g) {
+    for (int p = 0; p < length; ++p) xu(p, static_cast<Eigen::Index>(g)) = distinct[g][p];
+  }
+  return xu;
+}
 
 FactoredLayout::FactoredLayout(int n, std::vector<FactorBlock> blocks) : n_(n), blocks_(std::move(blocks)) {
   if (n <= 0) throw std::invalid_argument("the number of variables must be a positive integer");
@@ -172,19 +210,16 @@ void DenseAgainstFactored(const FactoredLayout& layout, const T* v, const std::v
   }
   int64_t factor_at = 0;
   for (const FactorBlock& block : layout.blocks()) {
-    // X (rows × k) and D (cols × k) of the factored rows, in float64.
-    Eigen::MatrixXd x(block.rows, k), d(block.cols, k);
-    for (Eigen::Index t = 0; t < k; ++t) {
-      const float* f = rows[static_cast<size_t>(t)]->factors.data() + factor_at;
-      for (int p = 0; p < block.rows; ++p) x(p, t) = f[p];
-      for (int q = 0; q < block.cols; ++q) d(q, t) = f[block.rows + q];
-    }
-    // Y = V_B · D (rows × k), V_B the block of v (rows × cols, row-major), then out_t += x_tᵀ Y_t.
-    Eigen::MatrixXd y(block.rows, k);
+    // Rows of one example share x (the layer input) across wrong classes: U = X_uᵀ V_B over the
+    // distinct x's (g × cols), then out_t += U_{group(t)} · d_t. One pass over V_B for all rows.
+    std::vector<int> group;
+    const Eigen::MatrixXd xu = DistinctX(rows, factor_at, block.rows, group);  // rows × g
+    Eigen::MatrixXd u(xu.cols(), block.cols);
     if constexpr (std::is_same_v<T, double>) {
       Eigen::Map<const RowMajor> vb(v + block.offset, block.rows, block.cols);
-      y.noalias() = vb * d;
+      u.noalias() = xu.transpose() * vb;
     } else {
+      u.setZero();
       const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(block.rows, kChunkValues / block.cols)));
       RowMajor buffer(chunk, block.cols);
       for (int p0 = 0; p0 < block.rows; p0 += chunk) {
@@ -194,10 +229,13 @@ void DenseAgainstFactored(const FactoredLayout& layout, const T* v, const std::v
         for (int p = 0; p < len; ++p) {
           for (int q = 0; q < block.cols; ++q) buffer(p, q) = static_cast<double>(src[static_cast<int64_t>(p) * block.cols + q]);
         }
-        y.middleRows(p0, len).noalias() = buffer.topRows(len) * d;
+        u.noalias() += xu.middleRows(p0, len).transpose() * buffer.topRows(len);
       }
     }
-    for (Eigen::Index t = 0; t < k; ++t) out[t] += x.col(t).dot(y.col(t));
+    for (Eigen::Index t = 0; t < k; ++t) {
+      const float* d = rows[static_cast<size_t>(t)]->factors.data() + factor_at + block.rows;
+      out[t] += RowDot(u, group[static_cast<size_t>(t)], d);
+    }
     factor_at += block.rows + block.cols;
   }
 }

@@ -2,8 +2,10 @@
 // A·Aᵀ over the expanded rows (factored, dense float32 and float64 rows, layouts with and
 // without rest coordinates, in one fold and incrementally, after removals), A·x and Aᵀ·y against
 // the expanded rows, and the dual solve against the stored CutPool holding the same rows.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -65,6 +67,16 @@ void AppendRandom(FactoredCutPool& pool, std::mt19937& rng, int count, double de
       // ReLU-like zeros in the factors, as real layer inputs have.
       for (float& x : f) x = uniform(rng) < 0.3 ? 0.0f : static_cast<float>(normal(rng));
       for (float& x : rest) x = static_cast<float>(normal(rng));
+      // Half the time the x factors of the last factored row (the wrong classes of one example
+      // share the layer inputs), which the products group.
+      const int last = pool.size() - 1;
+      if (last >= 0 && !pool.row(last).dense && uniform(rng) < 0.5) {
+        int64_t at = 0;
+        for (const FactorBlock& block : pool.layout().blocks()) {
+          std::copy_n(pool.row(last).factors.data() + at, block.rows, f.data() + at);
+          at += block.rows + block.cols;
+        }
+      }
       pool.appendFactored(f.data(), static_cast<int64_t>(f.size()), rest.data(), static_cast<int64_t>(rest.size()), -advcorrect::qp::kInfinity, upper);
     }
   }
