@@ -5,8 +5,9 @@
 // images) are kept dense. The dual active-set method never needs A itself, only
 //
 //   G = A Aᵀ      ⟨x₁⊗d₁, x₂⊗d₂⟩ = (x₁·x₂)(d₁·d₂);  against a dense row a: x₁ᵀ A_B d₁
-//   A w           per block x_iᵀ W_B d_i: one GEMM W_B·[d_1 … d_k] per block for all rows
-//   Aᵀ y          per block Σ_i y_i x_i d_iᵀ = Xᵀ diag(y) D: one GEMM per block
+//   A w           per block x_iᵀ W_B d_i: one GEMM U = X_uᵀ W_B per block over the distinct x's
+//                 (the wrong classes of one example share x), then the dots U_{g(i)}·d_i
+//   Aᵀ y          per block Σ_i y_i x_i d_iᵀ = X_u D_gᵀ, D_g = Σ_{i∈g} y_i d_i: one GEMM per block
 //
 // so a row of a 784–4096–4096–10 MLP (2·10⁷ parameters, 80 MB stored as float32) takes about
 // 100 KB. D = I only (no diagonal, no variable bounds: the correction loop's QP); the stored
@@ -90,7 +91,7 @@ std::unique_ptr<FactoredRow> MakeDenseFactoredRow(const FactoredLayout& layout, 
 // aᵀb of two rows of the layout.
 double FactoredRowDot(const FactoredLayout& layout, const FactoredRow& a, const FactoredRow& b);
 // out[t] = vᵀ a_{rows[t]} for a dense vector v (n values) and factored rows: per block one GEMM
-// V_B·[d_1 … d_k] and the dots with the x's; the rest as plain dots.
+// U = X_uᵀ V_B over the distinct x factors, then U_{g(t)}·d_t; the rest as plain dots.
 template <typename T>
 void DenseAgainstFactored(const FactoredLayout& layout, const T* v, const std::vector<const FactoredRow*>& rows,
                           double* out);
