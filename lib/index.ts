@@ -180,6 +180,7 @@ export {
   type CutClasses,
   type ViolationMeasure,
   type CorrectionSolver,
+  type CorrectionRows,
   type CorrectionControl,
   type CorrectionOutput,
   type CorrectionState,

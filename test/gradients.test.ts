@@ -15,7 +15,7 @@ import {
   predictLogits,
 } from '../lib/models/index.js';
 import { Random } from '../lib/data/random.js';
-import { ARCH_NAMES, buildModel } from '../lib/models/architectures.js';
+import { PAPER_ARCH_NAMES, buildModel } from '../lib/models/architectures.js';
 import { maxAbs, maxAbsDiff } from './helpers/arrays.js';
 
 /** Sets every weight of the model (including BN statistics) to seeded random values. */
@@ -347,7 +347,7 @@ describe('gradient engine', function () {
   it("the paper's four architectures: rows equal autodiff (FC, CNNLight, CNN, ResNet8)", async function () {
     // The fastest backend here (ResNet8 on 32×32×16 activations is slow on the pure-JS one).
     await initBackend();
-    for (const arch of ARCH_NAMES) {
+    for (const arch of PAPER_ARCH_NAMES) {
       const model = buildModel(arch, { seed: 21 });
       if (arch === 'resnet8') randomiseWeights(model, 22); // non-trivial BatchNorm statistics
       const graph = compileModel(model);

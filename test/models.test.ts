@@ -55,7 +55,7 @@ describe('models (lib/models)', function () {
   }
 
   describe('model builders', () => {
-    const expected: Record<ArchName, number> = { fc: 199_210, cnnlight: 41_008, cnn: 162_710, resnet8: 175_258 };
+    const expected: Record<ArchName, number> = { fc: 199_210, cnnlight: 41_008, cnn: 162_710, resnet8: 175_258, 'mlp-wide': 20_037_642 };
     for (const arch of Object.keys(expected) as ArchName[]) {
       it(`${arch} has ${expected[arch]} trainable parameters and outputs 10 logits`, () => {
         const model = buildModel(arch, { seed: 1 });
@@ -234,10 +234,10 @@ describe('models (lib/models)', function () {
     });
 
     it('checks its arguments', async () => {
-      await assert.rejects(loadModel('x.npz'), { name: 'TypeError', message: 'arch is required to load an .npz file (one of fc, cnnlight, cnn, resnet8)' });
-      await assert.rejects(loadModel('m.json', { arch: 'vgg' as ArchName }), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8' });
+      await assert.rejects(loadModel('x.npz'), { name: 'TypeError', message: 'arch is required to load an .npz file (one of fc, cnnlight, cnn, resnet8, mlp-wide)' });
+      await assert.rejects(loadModel('m.json', { arch: 'vgg' as ArchName }), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8, mlp-wide' });
       await assert.rejects(loadModel(path.join(tmp, 'nothing-here.json')), isCode('ERR_IO', /cannot read/));
-      assert.throws(() => buildModel('lenet' as ArchName), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8' });
+      assert.throws(() => buildModel('lenet' as ArchName), { name: 'TypeError', message: 'arch must be one of fc, cnnlight, cnn, resnet8, mlp-wide' });
     });
   });
 

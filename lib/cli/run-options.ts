@@ -90,6 +90,7 @@ export function addMethodOptions(cmd: Command): Command {
     .addOption(new Option('--violation <v>', 'V: sum of positive margin violations, or fraction of X̃ misclassified').choices(['sum', 'fraction']).default(d.violation))
     .addOption(new Option('--layers <list>', "layers that move: 'all' or comma-separated names").argParser(parseLayers).default('all'))
     .addOption(new Option('--solver <s>', 'QP solver of the cut pool').choices(['dual', 'admm']).default(d.solver))
+    .addOption(new Option('--rows <how>', "cut rows: 'stored', 'factored' (Dense kernels as x ⊗ d factors: large MLPs) or 'auto' (factored when stored rows would not fit)").choices(['auto', 'stored', 'factored']).default(d.rows))
     .option('--qp-tolerance <t>', 'tolerance of each cut QP', parsePositiveNumber, d.qpTolerance)
     .option('--qp-time-limit <s>', 'per-QP time limit in seconds (0 = none)', parseNonNegativeNumber, 0)
     .option('--max-cuts <n>', 'cut-pool size limit (longest-inactive cuts go first)', parsePositiveInteger, d.maxCuts)
@@ -268,6 +269,7 @@ export function settingsFromFlags(flags: Record<string, unknown>, base: ModelSet
     violation: flags.violation as 'sum' | 'fraction',
     layers: flags.layers as 'all' | string[],
     solver: flags.solver as 'dual' | 'admm',
+    rows: flags.rows as 'auto' | 'stored' | 'factored',
     qpTolerance: flags.qpTolerance as number,
     qpTimeLimitMs: (flags.qpTimeLimit as number) * 1000,
     maxCuts: flags.maxCuts as number,

@@ -113,7 +113,7 @@ export function register(program: Command): void {
   program
     .command('train')
     .description("Train a model with the paper's authors' recipe (MNIST: Adam 1e-3 + StepLR 0.7; CIFAR-10: SGD momentum + crop/flip) and report its test accuracy")
-    .requiredOption('--arch <name>', 'architecture: fc, cnnlight, cnn or resnet8', parseArch)
+    .requiredOption('--arch <name>', 'architecture: fc, cnnlight, cnn, resnet8, or mlp-wide (784–4096–4096–10, not from the paper: the scale test)', parseArch)
     .requiredOption('--out <dir>', 'directory for the trained tfjs model (model.json + weights.bin)')
     .option('--dataset <name>', 'mnist, fashion-mnist or cifar10', parseDatasetName, 'mnist' as DatasetName)
     .option('--epochs <n>', 'epochs', parsePositiveInteger, 10)

@@ -39,11 +39,13 @@ interface ArrayRef {
 }
 
 /**
- * Splits a JSON-like value with typed arrays into JSON text and one binary buffer. Numbers that JSON
- * cannot hold (NaN, ±Infinity) are encoded as {"$number": "NaN"} etc., so state round-trips exactly.
+ * Splits a JSON-like value with typed arrays into JSON text and the binary part as a list of byte
+ * views (the arrays themselves, not copies, and zero padding to 8 bytes): concatenated they are
+ * encodeBundle's binary. For writing a large state without copying it (saveCheckpoint); the views
+ * alias the state's arrays, so they must be used before the state changes.
  */
-export function encodeBundle(value: unknown): { json: string; binary: Uint8Array } {
-  const chunks: Uint8Array[] = [];
+export function encodeBundleParts(value: unknown): { json: string; parts: Uint8Array[]; bytes: number } {
+  const parts: Uint8Array[] = [];
   let offset = 0;
   const walk = (v: unknown): unknown => {
     const dtype = dtypeOf(v);
@@ -51,9 +53,9 @@ export function encodeBundle(value: unknown): { json: string; binary: Uint8Array
       const array = v as Float64Array;
       const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
       const ref: ArrayRef = { $array: { dtype, offset, length: array.length } };
-      chunks.push(bytes.slice());
+      parts.push(bytes);
       const padded = Math.ceil(bytes.byteLength / 8) * 8;
-      if (padded > bytes.byteLength) chunks.push(new Uint8Array(padded - bytes.byteLength));
+      if (padded > bytes.byteLength) parts.push(new Uint8Array(padded - bytes.byteLength));
       offset += padded;
       return ref;
     }
@@ -67,13 +69,22 @@ export function encodeBundle(value: unknown): { json: string; binary: Uint8Array
     return v;
   };
   const tree = walk(value);
-  const binary = new Uint8Array(offset);
+  return { json: JSON.stringify(tree), parts, bytes: offset };
+}
+
+/**
+ * Splits a JSON-like value with typed arrays into JSON text and one binary buffer. Numbers that JSON
+ * cannot hold (NaN, ±Infinity) are encoded as {"$number": "NaN"} etc., so state round-trips exactly.
+ */
+export function encodeBundle(value: unknown): { json: string; binary: Uint8Array } {
+  const { json, parts, bytes } = encodeBundleParts(value);
+  const binary = new Uint8Array(bytes);
   let at = 0;
-  for (const chunk of chunks) {
-    binary.set(chunk, at);
-    at += chunk.byteLength;
+  for (const part of parts) {
+    binary.set(part, at);
+    at += part.byteLength;
   }
-  return { json: JSON.stringify(tree), binary };
+  return { json, binary };
 }
 
 /** The inverse of {@link encodeBundle}. */
@@ -108,12 +119,21 @@ const CHECKPOINT_VERSION = 1;
 /** Writes `state` as `<outDir>/checkpoint` atomically (old checkpoint replaced only when the new one is complete). */
 export async function saveCheckpoint(outDir: string, state: unknown, options: ReplaceDirOptions = {}): Promise<string> {
   const target = path.join(outDir, CHECKPOINT_DIR);
-  const { json, binary } = encodeBundle(state);
-  const digest = createHash('sha256').update(binary).digest('hex');
-  const writeSynced = async (file: string, data: Uint8Array | string): Promise<void> => {
+  // The arrays are written as they are, one after the other (no copy of the state: at 2·10⁷
+  // parameters every w in it is 160 MB), and hashed on the way.
+  const { json, parts, bytes } = encodeBundleParts(state);
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  const digest = hash.digest('hex');
+  const writeSynced = async (file: string, data: Uint8Array[] | string): Promise<void> => {
     const handle = await fs.open(file, 'w');
     try {
-      await handle.writeFile(data);
+      if (typeof data === 'string') await handle.writeFile(data);
+      else {
+        for (const part of data) {
+          for (let at = 0; at < part.byteLength; ) at += (await handle.write(part, at, part.byteLength - at)).bytesWritten;
+        }
+      }
       await handle.sync();
     } finally {
       await handle.close();
@@ -123,8 +143,8 @@ export async function saveCheckpoint(outDir: string, state: unknown, options: Re
     await replaceDirAtomic(
       target,
       async (tmp) => {
-        await writeSynced(path.join(tmp, 'arrays.bin'), binary);
-        const header = JSON.stringify({ format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, sha256: digest, bytes: binary.byteLength });
+        await writeSynced(path.join(tmp, 'arrays.bin'), parts);
+        const header = JSON.stringify({ format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, sha256: digest, bytes });
         await writeSynced(path.join(tmp, 'state.json'), `{"header":${header},"state":${json}}\n`);
       },
       options,

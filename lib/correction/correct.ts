@@ -24,10 +24,12 @@ import { AdvcorrectError, abortError } from '../errors.js';
 import { ParameterView } from '../models/parameters.js';
 import { cleanLoss, compileInputs } from '../models/index.js';
 import { CutPool } from '../qp/cut-pool.js';
+import { FactoredCutPool } from '../qp/factored-pool.js';
 import { candidateEntry, evaluatePoint, measureStart } from './criteria.js';
 import { LiveCuts, cutsOverLimit, linearise, longInactive, rebuildCuts, trackInactivity, type CutPoolLike } from './cuts.js';
 import { lineSearch } from './line-search.js';
 import { resolveCorrectionOptions, upgradeSavedOptions, type CorrectionOptionsInput } from './options.js';
+import { chooseRowPath } from './row-path.js';
 import { bestFeasibleViolation, finalAnswer, selectAndOffer } from './pareto-pool.js';
 import { solveCutQp, type CutQpSnapshot } from './qp-step.js';
 import { correctionResult } from './result.js';
@@ -177,15 +179,18 @@ export async function correct(
       state = initialState({ options, parameterCount: n, layers: view.layers, inputSize, numClasses, fingerprint, eta, cleanLoss0, w0, advImages, advLabels, start });
       onProgress?.({ kind: 'start', parameters: n, eta, cleanLoss: cleanLoss0, adversarial: advLabels.length, violation: start.violation });
     }
-    const problem: CorrectionProblem = { ...fixed, eta: state.eta, cleanLoss0: state.cleanLoss0 };
+    // Stored rows or rows kept as factors (options.rows); a createPool without appendFactored gets stored rows.
+    let factored = chooseRowPath(options, work, view, state.advLabels.length, numClasses).layout;
+    cutPool = control.createPool ? await control.createPool(n) : factored ? new FactoredCutPool(n, factored.blocks) : defaultCutPool(n);
+    if (typeof cutPool.appendFactored !== 'function') factored = undefined;
+    const problem: CorrectionProblem = { ...fixed, eta: state.eta, cleanLoss0: state.cleanLoss0, ...(factored ? { factored } : {}) };
     const eta = state.eta;
     const resumed = Boolean(control.resume);
     const elapsed = ((startElapsed: number) => () => startElapsed + (Date.now() - started))(state.elapsedMs);
     const evaluate = (w: Float64Array) => evaluatePoint(problem, state.advImages, state.advLabels, w);
 
     // W_cut: the cut pool (rebuilt row for row on a resume) and P: the Pareto pool.
-    cutPool = await (control.createPool ?? defaultCutPool)(n);
-    const cuts = new LiveCuts(cutPool, n, state, Boolean(control.onQp));
+    const cuts = new LiveCuts(cutPool, n, state, Boolean(control.onQp), factored);
     if (resumed && state.cuts.length > 0) {
       const stored = state.cuts;
       state.cuts = [];

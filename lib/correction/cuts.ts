@@ -6,6 +6,8 @@
 import { AdvcorrectError } from '../errors.js';
 import { cleanLossGradient, marginRows } from '../models/index.js';
 import type { QpResult } from '../qp/types.js';
+import { expandFactoredRow, type FactoredLayout, type FactoredRowData } from '../models/factored-rows.js';
+import { lineariseFactored } from './factored-cuts.js';
 import type { CorrectionProblem, CutRecord } from './state.js';
 
 /** The cut pool as the loop uses it (lib/qp/cut-pool.ts). */
@@ -13,6 +15,8 @@ export interface CutPoolLike {
   readonly size: number;
   appendDense(row: Float32Array | Float64Array, lower: number, upper: number): number;
   appendSparse(index: Int32Array, value: Float32Array | Float64Array, lower: number, upper: number): number;
+  /** Factored pools (lib/qp/factored-pool.ts): a row kept as its factors. */
+  appendFactored?(row: FactoredRowData, lower: number, upper: number): number;
   /** Removes the rows with these ids (the loop passes them as an Int32Array). */
   remove(ids: Int32Array): number;
   solve(
@@ -29,6 +33,10 @@ export interface CutRow {
   index: Int32Array;
   value: Float32Array | Float64Array;
   upper: number;
+  /** Factored rows (rows: 'factored'): the row as factors; index and value are then empty. */
+  factored?: FactoredRowData;
+  /** The loss cut of factored rows: the dense row itself; index and value are then empty. */
+  dense?: Float64Array;
 }
 
 /** The targets the cuts aim at: δ·(1 + slack) for margins, η − slack·(η − L₀) for the loss. */
@@ -53,8 +61,9 @@ export async function linearise(
   only?: ReadonlySet<string>,
 ): Promise<CutRow[]> {
   const { work, view, n, options, signal } = problem;
-  view.write(p);
   const { deltaCut, etaCut } = cutTargets(problem);
+  if (problem.factored) return lineariseFactored(problem, problem.factored, p, advImages, advLabels, { deltaCut, etaCut }, only);
+  view.write(p);
   const rows = await marginRows(work, view, advImages, advLabels, { delta: deltaCut, classes: options.cutClasses, format: 'sparse', signal });
   const out: CutRow[] = [];
   for (let r = 0; r < rows.count; r++) {
@@ -105,6 +114,8 @@ export class LiveCuts {
     readonly n: number,
     private readonly holder: { cuts: CutRecord[] },
     keepRows = false,
+    /** The layout of factored rows (to expand them for QP dumps). */
+    private readonly factoredLayout?: FactoredLayout,
   ) {
     this.dumpRows = keepRows ? new Map() : undefined;
   }
@@ -117,7 +128,14 @@ export class LiveCuts {
   append(point: number, cut: CutRow): CutRecord {
     const n = this.n;
     let id: number;
-    if (cut.index.length * 2 > n) {
+    if (cut.factored || cut.dense) {
+      id = cut.factored ? this.cutPool.appendFactored!(cut.factored, -Infinity, cut.upper) : this.cutPool.appendDense(cut.dense!, -Infinity, cut.upper);
+      if (this.dumpRows) {
+        const row = cut.dense ?? expandFactoredRow(this.factoredLayout!, cut.factored!);
+        const index = new Int32Array(n).map((_, i) => i);
+        this.dumpRows.set(id, { index, value: row, upper: cut.upper });
+      }
+    } else if (cut.index.length * 2 > n) {
       // Dense enough: store densely (4 or 8 bytes a value instead of index + value).
       const dense = cut.value instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
       for (let t = 0; t < cut.index.length; t++) dense[cut.index[t]!] = cut.value[t]!;
@@ -125,7 +143,7 @@ export class LiveCuts {
     } else {
       id = this.cutPool.appendSparse(cut.index, cut.value, -Infinity, cut.upper);
     }
-    this.dumpRows?.set(id, { index: cut.index, value: Float64Array.from(cut.value), upper: cut.upper });
+    if (!cut.factored && !cut.dense) this.dumpRows?.set(id, { index: cut.index, value: Float64Array.from(cut.value), upper: cut.upper });
     const record = { id, point, example: cut.example, cls: cut.cls, inactive: 0 };
     this.holder.cuts.push(record);
     return record;

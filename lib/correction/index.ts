@@ -12,6 +12,7 @@ export {
   type CutClasses,
   type ViolationMeasure,
   type CorrectionSolver,
+  type CorrectionRows,
 } from './options.js';
 export { ParetoPool, paretoFilter, dominates, chooseWeighted, chooseFinal, chooseAnswer, normaliseAgainst, type Criteria, type WeightedChoice } from './selection.js';
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint, replaceDirAtomic, encodeBundle, decodeBundle, CHECKPOINT_DIR } from './checkpoint.js';

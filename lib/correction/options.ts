@@ -7,6 +7,8 @@ import { rejectRenamedKeys } from '../errors.js';
 export type CutClasses = 'all' | 'worst';
 export type ViolationMeasure = 'sum' | 'fraction';
 export type CorrectionSolver = 'dual' | 'admm';
+/** How the cut pool keeps its rows (CorrectionOptions.rows). */
+export type CorrectionRows = 'auto' | 'stored' | 'factored';
 
 /** The attack that makes (and, in later rounds, remakes) the adversarial set X̃. */
 export interface CorrectionAttackOptions {
@@ -54,6 +56,12 @@ export interface CorrectionOptions {
   /** Trainable layers that move: 'all' or layer names. */
   layers: 'all' | string[];
   solver: CorrectionSolver;
+  /**
+   * How the cut pool keeps the margin rows: 'stored' (the rows themselves, CutPool), 'factored'
+   * (Dense kernel blocks as x ⊗ d factors, FactoredCutPool; dual solver only) or 'auto' (factored
+   * when the stored rows would take more than a quarter of the pool memory limit; docs/qp-engine.md).
+   */
+  rows: CorrectionRows;
   /** Tolerance of each cut QP (CutPool.solve's `tolerance`). */
   qpTolerance: number;
   /** Per-QP time limit in ms (0 = none). */
@@ -93,6 +101,7 @@ export const DEFAULT_CORRECTION_OPTIONS: Readonly<CorrectionOptions> = Object.fr
   violation: 'sum',
   layers: 'all',
   solver: 'dual',
+  rows: 'auto',
   qpTolerance: 1e-8,
   qpTimeLimitMs: 0,
   maxCuts: 5000,
@@ -201,6 +210,7 @@ export function resolveCorrectionOptions(input: CorrectionOptionsInput = {}): Co
     violation: oneOf('violation', merged.violation, ['sum', 'fraction'] as const),
     layers,
     solver: oneOf('solver', merged.solver, ['dual', 'admm'] as const),
+    rows: oneOf('rows', merged.rows, ['auto', 'stored', 'factored'] as const),
     qpTolerance: num('qpTolerance', merged.qpTolerance, (v) => v > 0 && v < 1, 'in (0, 1)'),
     qpTimeLimitMs: num('qpTimeLimitMs', merged.qpTimeLimitMs, (v) => v >= 0 && Number.isFinite(v), 'a finite number ≥ 0'),
     maxCuts: int('maxCuts', merged.maxCuts, 1),

@@ -5,6 +5,7 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { AdvcorrectError } from '../errors.js';
+import type { FactoredLayout } from '../models/factored-rows.js';
 import type { ParameterView } from '../models/parameters.js';
 import type { CorrectionOptions } from './options.js';
 import type { ParetoPool } from './selection.js';
@@ -102,6 +103,8 @@ export interface CorrectionProblem {
   eta: number;
   cleanLoss0: number;
   signal?: AbortSignal;
+  /** Set when the cut pool keeps the margin rows as factors (lib/correction/row-path.ts). */
+  factored?: FactoredLayout;
 }
 
 export function norm(v: Float64Array): number {

@@ -1,8 +1,18 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { CIFAR10_NORMALIZATION, type Normalization } from '../data/datasets.js';
 
-export type ArchName = 'fc' | 'cnnlight' | 'cnn' | 'resnet8';
-export const ARCH_NAMES: readonly ArchName[] = ['fc', 'cnnlight', 'cnn', 'resnet8'];
+export type ArchName = 'fc' | 'cnnlight' | 'cnn' | 'resnet8' | 'mlp-wide';
+export const ARCH_NAMES: readonly ArchName[] = ['fc', 'cnnlight', 'cnn', 'resnet8', 'mlp-wide'];
+/** The four architectures of the paper (mlp-wide is ours: the scale test of docs/benchmarks/scale.md). */
+export const PAPER_ARCH_NAMES: readonly ArchName[] = ['fc', 'cnnlight', 'cnn', 'resnet8'];
+
+/** Hidden width of mlp-wide unless BuildOptions.width says otherwise. */
+export const MLP_WIDE_WIDTH = 4096;
+
+/** Trainable parameters of mlp-wide with hidden width h: 784–h–h–10 with biases. */
+export function mlpWideParams(width: number): number {
+  return 784 * width + width + width * width + width + width * 10 + 10;
+}
 
 /** What an architecture expects and holds. */
 export interface ArchSpec {
@@ -55,11 +65,21 @@ export const ARCHITECTURES: Readonly<Record<ArchName, Readonly<ArchSpec>>> = {
       'conv1 Conv(16, 3×3, no bias) → bn1 → relu1 → layer1 (2 basic blocks, 16) → layer2 (2 blocks, 32, first stride 2) → ' +
       'layer3 (2 blocks, 64, first stride 2) → pool GlobalAveragePooling → output Dense(10)',
   },
+  'mlp-wide': {
+    name: 'mlp-wide',
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    dataset: 'mnist',
+    trainableParams: mlpWideParams(MLP_WIDE_WIDTH),
+    description: `flatten → fc1 Dense(${MLP_WIDE_WIDTH}, relu) → fc2 Dense(${MLP_WIDE_WIDTH}, relu) → output Dense(10) (not from the paper: the scale test; BuildOptions.width changes the hidden width)`,
+  },
 };
 
 export interface BuildOptions {
   /** Seed of the weight initialisers; without it tfjs draws unseeded random weights. */
   seed?: number;
+  /** mlp-wide only: the hidden width (default MLP_WIDE_WIDTH = 4096, about 2·10⁷ parameters). */
+  width?: number;
 }
 
 /**
@@ -156,6 +176,9 @@ function basicBlock(x: SymbolicTensor, inits: Inits, prefix: string, filters: nu
 export function buildModel(arch: ArchName, options: BuildOptions = {}): tfl.LayersModel {
   if (!ARCH_NAMES.includes(arch)) throw new TypeError(`arch must be one of ${ARCH_NAMES.join(', ')}`);
   if (options.seed !== undefined && !Number.isFinite(options.seed)) throw new TypeError('seed must be a finite number');
+  if (options.width !== undefined && (arch !== 'mlp-wide' || !Number.isInteger(options.width) || options.width < 1)) {
+    throw new RangeError(arch === 'mlp-wide' ? `width must be a positive integer, got ${options.width}` : `width applies to mlp-wide only, not ${arch}`);
+  }
   const spec = ARCHITECTURES[arch];
   const inits = new Inits(options.seed);
   const input = tfl.input({ shape: spec.inputShape, name: 'input', dtype: 'float32' });
@@ -165,6 +188,14 @@ export function buildModel(arch: ArchName, options: BuildOptions = {}): tfl.Laye
       x = tfl.layers.flatten({ name: 'flatten' }).apply(input) as SymbolicTensor;
       x = dense(x, inits, 'fc1', 200, 'relu');
       x = dense(x, inits, 'fc2', 200, 'relu');
+      x = dense(x, inits, 'output', 10);
+      break;
+    }
+    case 'mlp-wide': {
+      const width = options.width ?? MLP_WIDE_WIDTH;
+      x = tfl.layers.flatten({ name: 'flatten' }).apply(input) as SymbolicTensor;
+      x = dense(x, inits, 'fc1', width, 'relu');
+      x = dense(x, inits, 'fc2', width, 'relu');
       x = dense(x, inits, 'output', 10);
       break;
     }

@@ -9,6 +9,9 @@
  * each layer's output; the weight gradient of example b is then a product of its layer input and
  * dY_b (Dense: x_b ⊗ dy_b; Conv2D: im2col(x_b)ᵀ·dY_b; biases: Σ dY_b; BN: Σ dY_b·x̂_b and Σ dY_b).
  *
+ * lib/models/factored-rows.ts reuses the pieces (argument checks, blocks, the backward pass, the
+ * kernels) for rows kept as factors.
+ *
  * Needs the addon's per-example kernels: without them it throws ERR_NATIVE_MISSING, and
  * `kernels: 'js'` is refused with ERR_UNSUPPORTED, so a caller falls back to marginRows explicitly.
  */
@@ -22,10 +25,10 @@ import type { MarginRowOptions, MarginRows, MarginRowVisit } from './rows.js';
 import { ParameterView } from './parameters.js';
 
 /** The per-example kernels this module calls (a part of {@link NativeKernels}). */
-type ExampleKernels = Required<Pick<NativeKernels, 'denseExampleGradients' | 'conv2dExampleGradients' | 'batchNormExampleGradients'>>;
+export type ExampleKernels = Required<Pick<NativeKernels, 'denseExampleGradients' | 'conv2dExampleGradients' | 'batchNormExampleGradients'>>;
 
 /** A parametric layer of the view and where its tensors sit in a row (-1: not in the view). */
-interface RowBlock {
+export interface RowBlock {
   step: GraphStep;
   kernel: number;
   bias: number;
@@ -71,7 +74,7 @@ export function forEachBatchedMarginRow(
 }
 
 /** The addon's per-example kernels; ERR_NATIVE_MISSING when the addon lacks them. */
-function exampleKernels(): ExampleKernels {
+export function exampleKernels(): ExampleKernels {
   let k: NativeKernels;
   try {
     k = nativeKernels();
@@ -87,7 +90,7 @@ function exampleKernels(): ExampleKernels {
   return k as ExampleKernels;
 }
 
-function checkArguments(model: LayersModel, view: unknown, images: unknown, labels: unknown, options: unknown, compile: () => ModelGraph) {
+export function checkArguments(model: LayersModel, view: unknown, images: unknown, labels: unknown, options: unknown, compile: () => ModelGraph) {
   if (!(view instanceof ParameterView)) throw new TypeError('view must be a ParameterView');
   if (view.model !== model) throw new RangeError('view was made for another model');
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
@@ -124,7 +127,7 @@ function checkArguments(model: LayersModel, view: unknown, images: unknown, labe
 }
 
 /** The view's parametric layers in graph order; ERR_UNSUPPORTED for parameters the kernels cannot form. */
-function rowBlocks(graph: ModelGraph, view: ParameterView): RowBlock[] {
+export function rowBlocks(graph: ModelGraph, view: ParameterView): RowBlock[] {
   const blocks: RowBlock[] = [];
   const seen = new Set<string>();
   for (const step of graph.steps) {
@@ -196,7 +199,7 @@ function parameterFreeGradient(step: GraphStep, input: tf.Tensor, output: tf.Ten
  * Returns, for each wanted step, the gradient with respect to its pre-activation output
  * (undefined when the seed does not reach it). Run inside tf.tidy.
  */
-function backward(graph: ModelGraph, values: tf.Tensor[], seed: tf.Tensor, wanted: Set<number>, lowest: number): Map<number, tf.Tensor> {
+export function backward(graph: ModelGraph, values: tf.Tensor[], seed: tf.Tensor, wanted: Set<number>, lowest: number): Map<number, tf.Tensor> {
   const grads: Array<tf.Tensor | undefined> = new Array(graph.slotCount);
   grads[graph.outputSlot] = seed;
   const add = (slot: number, g: tf.Tensor): void => {
@@ -266,7 +269,7 @@ function backward(graph: ModelGraph, values: tf.Tensor[], seed: tf.Tensor, wante
 }
 
 /** A Float32Array over fresh memory that is not zero-filled (every element is written before use). */
-function unfilledFloat32(length: number): Float32Array {
+export function unfilledFloat32(length: number): Float32Array {
   const bytes = Buffer.allocUnsafeSlow(length * 4);
   return new Float32Array(bytes.buffer, bytes.byteOffset, length);
 }
@@ -284,7 +287,7 @@ function compress(row: Float32Array, index: Int32Array, value: Float32Array): nu
 }
 
 /** Per-batch inputs of one parametric layer: its input (Dense/Conv2D) or x̂ (BN), and its geometry. */
-interface LayerInput {
+export interface LayerInput {
   a: Float32Array;
   inShape: number[];
   outShape: number[];
@@ -294,7 +297,7 @@ interface LayerInput {
  * Writes the gradient blocks of one layer for examples [b0, b1) of the batch into rows 0 … b1 − b0
  * of the row matrix (zeros when d is undefined).
  */
-function writeLayer(
+export function writeLayer(
   k: ExampleKernels,
   block: RowBlock,
   input: LayerInput,

@@ -11,6 +11,7 @@
 import { AdvcorrectError, abortError, rejectRenamedKeys } from '../errors.js';
 import { loadNative } from '../native.js';
 import { solveCutPoolAdmm, solveCutPoolAdmmSync } from './admm.js';
+import { checkPoolMemory } from './memory.js';
 import type { QpResult, QpSolveControl } from './types.js';
 
 export interface CutPoolOptions {
@@ -173,6 +174,7 @@ export class CutPool {
     if (row.length !== this.n) throw new RangeError(`row must have length ${this.n}, got ${row.length}`);
     checkBoundPair(lower, upper);
     checkFiniteValues(row, 'row');
+    checkPoolMemory('cut pool: another stored row', this.memoryBytes(), row.BYTES_PER_ELEMENT * row.length);
     return this.call(() => this.nativeHandle.appendDense(row, lower, upper)) as number;
   }
 
@@ -188,6 +190,7 @@ export class CutPool {
       if (k > 0 && j <= index[k - 1]) throw new RangeError(`index must be strictly increasing (index[${k - 1}] = ${index[k - 1]}, index[${k}] = ${j})`);
     }
     checkFiniteValues(value, 'value');
+    checkPoolMemory('cut pool: another stored row', this.memoryBytes(), (4 + value.BYTES_PER_ELEMENT) * value.length);
     return this.call(() => this.nativeHandle.appendSparse(index, value, lower, upper)) as number;
   }
 
