@@ -11,6 +11,7 @@
 
 #include "binding/async_job.h"
 #include "binding/convert.h"
+#include "binding/cut_qp_js.h"
 #include "binding/registry.h"
 #include "cuts/pool_solve.h"
 
@@ -253,16 +254,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
   Napi::Value Bounds(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     cuts::CutPool* p = pool(env);
-    Napi::Object out = Napi::Object::New(env);
-    Napi::Float64Array lo = Napi::Float64Array::New(env, static_cast<size_t>(p->size()));
-    Napi::Float64Array up = Napi::Float64Array::New(env, static_cast<size_t>(p->size()));
-    for (int i = 0; i < p->size(); ++i) {
-      lo[static_cast<size_t>(i)] = p->lower()[static_cast<size_t>(i)];
-      up[static_cast<size_t>(i)] = p->upper()[static_cast<size_t>(i)];
-    }
-    out.Set("lower", lo);
-    out.Set("upper", up);
-    return out;
+    return RowBoundsToJs(env, p->lower(), p->upper());
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
@@ -281,29 +273,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     for (Eigen::Index j = 0; j < w0v.size(); ++j) {
       if (!std::isfinite(w0v[j])) ThrowRange(env, "w0 must hold finite numbers");
     }
-    auto settings = std::make_shared<qp::CutQpSettings>();
-    if (info[1].IsObject()) {
-      Napi::Object o = info[1].As<Napi::Object>();
-      if (o.Has("tolerance") && !o.Get("tolerance").IsUndefined()) {
-        const double tolerance = ToNumber(env, o.Get("tolerance"), "tolerance");
-        if (!(tolerance > 0) || !std::isfinite(tolerance)) ThrowRange(env, "tolerance must be a positive number");
-        settings->tolerance = tolerance;
-      }
-      if (o.Has("maxIterations") && !o.Get("maxIterations").IsUndefined()) {
-        const double it = ToNumber(env, o.Get("maxIterations"), "maxIterations");
-        if (!(it >= 1) || it != std::floor(it)) ThrowRange(env, "maxIterations must be a positive integer");
-        settings->max_iterations = it > 2147483647.0 ? 2147483647 : static_cast<int>(it);
-      }
-      if (o.Has("timeLimitMs") && !o.Get("timeLimitMs").IsUndefined()) {
-        const double t = ToNumber(env, o.Get("timeLimitMs"), "timeLimitMs");
-        if (!(t > 0)) ThrowRange(env, "timeLimitMs must be a positive number");
-        settings->time_limit_ms = t;
-      }
-      if (o.Has("warmStart") && !o.Get("warmStart").IsUndefined()) settings->warm_start = o.Get("warmStart").ToBoolean();
-      if (o.Has("progressIntervalMs") && !o.Get("progressIntervalMs").IsUndefined()) {
-        settings->progress_interval_ms = ToNumber(env, o.Get("progressIntervalMs"), "progressIntervalMs");
-      }
-    }
+    auto settings = ReadCutQpSettings(env, info[1]);
     CancelFlag cancel = CancelFlagFrom(info[3]);
     auto w0 = std::make_shared<Eigen::VectorXd>(std::move(w0v));
     JobSpec<DualJobResult, qp::CutQpProgress> spec;
@@ -311,7 +281,7 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
       return RunDual(p, *w0, *settings, flag, report);
     };
     spec.to_js = ResultToJs;
-    spec.progress_to_js = ProgressToJs;
+    spec.progress_to_js = CutQpProgressToJs;
     if (!async) return RunSyncJob(env, std::move(spec), info[2], cancel);
     AcquireCutPoolForJob(env, p);
     spec.on_finish = [p] { p->release(); };
@@ -331,41 +301,8 @@ class CutPoolWrap : public Napi::ObjectWrap<CutPoolWrap> {
     return out;
   }
 
-  static Napi::Value ProgressToJs(Napi::Env env, const qp::CutQpProgress& progress) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("iteration", progress.iteration);
-    o.Set("primalResidual", progress.primal_residual);
-    o.Set("dualResidual", progress.dual_residual);
-    o.Set("elapsedMs", progress.elapsed_ms);
-    return o;
-  }
 
-  static Napi::Value ResultToJs(Napi::Env env, DualJobResult& job) {
-    const qp::CutQpResult& r = job.result;
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("status", qp::StatusName(r.status));
-    o.Set("solver", "dual");
-    o.Set("x", ToFloat64Array(env, r.x));
-    o.Set("y", ToFloat64Array(env, r.y));
-    o.Set("z", ToFloat64Array(env, r.z));
-    o.Set("objective", r.objective);
-    o.Set("iterations", r.iterations);
-    o.Set("solveTimeMs", r.solve_time_ms);
-    o.Set("setupTimeMs", r.setup_time_ms);
-    o.Set("residualTimeMs", r.residual_time_ms);
-    Napi::Object res = Napi::Object::New(env);
-    res.Set("primal", r.residuals.primal);
-    res.Set("dual", r.residuals.dual);
-    res.Set("gap", r.residuals.gap);
-    o.Set("residuals", res);
-    if (r.certificate_y.size() > 0) {
-      o.Set("certificate", ToFloat64Array(env, r.certificate_y));
-      o.Set("boundCertificate", ToFloat64Array(env, r.certificate_z));
-    }
-    o.Set("activeRows", r.active_rows);
-    o.Set("activeBounds", r.active_bounds);
-    return o;
-  }
+  static Napi::Value ResultToJs(Napi::Env env, DualJobResult& job) { return CutQpResultToJs(env, job.result); }
 
   std::unique_ptr<cuts::CutPool> pool_;
 };
