@@ -112,6 +112,7 @@ const CONFIGS: Record<string, { flags: string[]; what: string }> = {
   'clean-1000': { flags: ['--clean-size', '1000'], what: 'preset, 1,000 clean images' },
   'clean-2000': { flags: ['--clean-size', '2000'], what: 'preset, 2,000 clean images (the MNIST default)' },
   'clean-2000-r4': { flags: ['--clean-size', '2000', '--rounds', '4'], what: 'preset, 2,000 clean images and 4 rounds' },
+  'clean-2000-r4-d1': { flags: ['--clean-size', '2000', '--rounds', '4', '--adv-offset', '800'], what: 'clean-2000-r4 on a second draw of X̃ (candidates 800 further on: no candidate shared with the first draw)' },
   'delta-1': { flags: ['--delta', '1'], what: 'preset, margin δ = 1' },
   'delta-1-clean-2000': { flags: ['--delta', '1', '--clean-size', '2000'], what: 'preset, δ = 1 and 2,000 clean images' },
 };
